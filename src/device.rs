@@ -1,0 +1,161 @@
+//! Devices, precisions and the run-time CUDA switch.
+//!
+//! The binaries link libtorch with `--as-needed`, which drops `libtorch_cuda.so` because no symbol
+//! of it is referenced; its CUDA hooks then never register and libtorch reports no GPU (tch-rs
+//! issue 980). [`load_cuda`] `dlopen`s it before the first CUDA query, so one binary runs on CPU-only
+//! machines (the load fails harmlessly) and on GPU machines.
+
+use std::ffi::CString;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use tch::{Device, Kind};
+
+/// Errors choosing a device or precision.
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceError {
+    #[error("unknown device {0:?}: expected `cpu`, `cuda` or `cuda:N`")]
+    Unknown(String),
+    #[error("CUDA device {requested} requested but {reason}")]
+    CudaUnavailable { requested: String, reason: String },
+    #[error("unknown precision {0:?}: expected fp32, bf16 or fp16")]
+    UnknownPrecision(String),
+}
+
+/// Numeric precision of the network weights and activations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    Fp32,
+    Bf16,
+    Fp16,
+}
+
+impl Precision {
+    pub fn kind(self) -> Kind {
+        match self {
+            Precision::Fp32 => Kind::Float,
+            Precision::Bf16 => Kind::BFloat16,
+            Precision::Fp16 => Kind::Half,
+        }
+    }
+}
+
+impl FromStr for Precision {
+    type Err = DeviceError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "fp32" | "f32" | "float32" | "float" => Ok(Precision::Fp32),
+            "bf16" | "bfloat16" => Ok(Precision::Bf16),
+            "fp16" | "f16" | "float16" | "half" => Ok(Precision::Fp16),
+            _ => Err(DeviceError::UnknownPrecision(s.to_string())),
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+            Precision::Fp16 => "fp16",
+        })
+    }
+}
+
+/// Result of trying to load `libtorch_cuda.so`, computed once per process.
+static CUDA_LOAD: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Loads `libtorch_cuda.so` so that libtorch registers its CUDA hooks. Must run before the first
+/// CUDA query of the process (libtorch caches the hooks). Returns why it failed, if it did.
+pub fn load_cuda() -> Result<(), String> {
+    CUDA_LOAD
+        .get_or_init(|| {
+            let name = CString::new("libtorch_cuda.so").expect("static name");
+            // SAFETY: dlopen with a valid C string; the handle is kept for the process lifetime.
+            let handle = unsafe { libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            if handle.is_null() {
+                // SAFETY: dlerror returns a thread-local C string or null.
+                let err = unsafe { libc::dlerror() };
+                let msg = if err.is_null() {
+                    "dlopen failed".to_string()
+                } else {
+                    unsafe { std::ffi::CStr::from_ptr(err) }.to_string_lossy().into_owned()
+                };
+                Err(msg)
+            } else {
+                Ok(())
+            }
+        })
+        .clone()
+}
+
+/// Parses `cpu`, `cuda`, `cuda:N` (also `auto`: the first GPU if any, else CPU) and checks that the
+/// device exists. A requested GPU that is missing is an error, never a silent CPU run.
+pub fn parse_device(s: &str) -> Result<Device, DeviceError> {
+    let lower = s.trim().to_ascii_lowercase();
+    let index = match lower.as_str() {
+        "cpu" => return Ok(Device::Cpu),
+        "auto" => {
+            let _ = load_cuda();
+            return Ok(Device::cuda_if_available());
+        }
+        "cuda" | "gpu" => 0,
+        other => match other.strip_prefix("cuda:") {
+            Some(n) => n.parse::<usize>().map_err(|_| DeviceError::Unknown(s.to_string()))?,
+            None => return Err(DeviceError::Unknown(s.to_string())),
+        },
+    };
+    if let Err(e) = load_cuda() {
+        return Err(DeviceError::CudaUnavailable {
+            requested: s.to_string(),
+            reason: format!("libtorch_cuda.so could not be loaded ({e}); fetch libtorch with --cuda"),
+        });
+    }
+    let count = tch::Cuda::device_count() as usize;
+    if index >= count {
+        return Err(DeviceError::CudaUnavailable {
+            requested: s.to_string(),
+            reason: format!("libtorch sees {count} CUDA device(s)"),
+        });
+    }
+    Ok(Device::Cuda(index))
+}
+
+/// Human-readable name of a device (`cpu`, `cuda:0`).
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
+/// Turns TF32 off or on for cuDNN convolutions and cuBLAS matmuls. libtorch enables TF32 for cuDNN
+/// convolutions by default, which moves fp32 results by ~1e-3; parity runs switch it off.
+pub fn set_tf32(enabled: bool) {
+    // SAFETY: plain setters on libtorch's global context (csrc/shim.cpp).
+    unsafe { patrack_set_tf32(enabled as libc::c_int) }
+}
+
+/// Whether cuDNN convolutions may use TF32.
+pub fn tf32_cudnn() -> bool {
+    // SAFETY: plain getter on libtorch's global context.
+    unsafe { patrack_tf32_cudnn() != 0 }
+}
+
+/// The libtorch version the binary was compiled against (e.g. `2.11.0`).
+pub fn torch_version() -> String {
+    // SAFETY: returns a pointer to a static C string.
+    unsafe { std::ffi::CStr::from_ptr(patrack_torch_version()) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+extern "C" {
+    fn patrack_set_tf32(enabled: libc::c_int);
+    fn patrack_tf32_cudnn() -> libc::c_int;
+    fn patrack_torch_version() -> *const libc::c_char;
+}

@@ -1,0 +1,16 @@
+//! patrack: the PATrack multi-modal single-object tracker (RGB + thermal, depth or event frames)
+//! on libtorch, as a ROS 2 node and an offline tool.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`device`] | libtorch devices, precisions, run-time CUDA loading, `patrack info` facts |
+//! | [`model`] | the network: one struct per official PyTorch submodule, strict weight loading, checkpoints |
+//! | [`tracker`] | crops, resize, normalisation, Hann window, decoding and the target state machine |
+//! | [`sensor`] | ROS image encodings to frames, thermal/depth/event preparation, registration |
+//! | [`ros`] | message codecs (CDR), ApproximateTime sync, the node core and its transports |
+
+pub mod device;
+pub mod model;
+pub mod sensor;
+pub mod tracker;
+pub mod ros;

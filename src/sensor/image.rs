@@ -1,0 +1,50 @@
+/// An 8-bit image in row-major HWC layout (no row padding): `data[(y * width + x) * channels + c]`.
+///
+/// RGB frames have 3 channels in R, G, B order; the tracker's joint frame has 6 channels
+/// `[R, G, B, a0, a1, a2]` (RGB followed by the prepared auxiliary image).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImageU8 {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub data: Vec<u8>,
+}
+
+impl ImageU8 {
+    /// A black image.
+    pub fn zeros(width: usize, height: usize, channels: usize) -> Self {
+        Self { width, height, channels, data: vec![0; width * height * channels] }
+    }
+
+    /// Wraps existing pixels; `None` when `data.len() != width * height * channels`.
+    pub fn from_vec(width: usize, height: usize, channels: usize, data: Vec<u8>) -> Option<Self> {
+        (width.checked_mul(height)?.checked_mul(channels)? == data.len())
+            .then_some(Self { width, height, channels, data })
+    }
+
+    /// The pixel at (x, y) as a slice of `channels` values.
+    pub fn pixel(&self, x: usize, y: usize) -> &[u8] {
+        let i = (y * self.width + x) * self.channels;
+        &self.data[i..i + self.channels]
+    }
+
+    /// Stacks two images of the same size channel-wise (`[a..., b...]` per pixel).
+    pub fn concat_channels(a: &ImageU8, b: &ImageU8) -> Option<ImageU8> {
+        if a.width != b.width || a.height != b.height {
+            return None;
+        }
+        let channels = a.channels + b.channels;
+        let mut data = Vec::with_capacity(a.width * a.height * channels);
+        for (pa, pb) in a.data.chunks_exact(a.channels).zip(b.data.chunks_exact(b.channels)) {
+            data.extend_from_slice(pa);
+            data.extend_from_slice(pb);
+        }
+        Some(ImageU8 { width: a.width, height: a.height, channels, data })
+    }
+}
+
+impl std::fmt::Debug for ImageU8 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ImageU8({}x{}x{})", self.width, self.height, self.channels)
+    }
+}
