@@ -1,1 +1,7 @@
-//! See lib.rs.
+//! Everything between a pair of camera frames and a tracked box.
+
+pub mod decode;
+pub mod geometry;
+
+pub use decode::{decode, hann2d, Decoded, HostMaps};
+pub use geometry::{clip_box, map_back, BoxCxcywh, BoxXywh};
