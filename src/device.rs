@@ -159,3 +159,26 @@ extern "C" {
     fn patrack_tf32_cudnn() -> libc::c_int;
     fn patrack_torch_version() -> *const libc::c_char;
 }
+
+/// Memory in use on a CUDA device (whole device, from `cudaMemGetInfo`), in MB; `None` on the CPU
+/// or when the CUDA runtime cannot be reached.
+pub fn peak_gpu_mb(device: Device) -> Option<f64> {
+    let Device::Cuda(_) = device else { return None };
+    type MemGetInfo = unsafe extern "C" fn(*mut usize, *mut usize) -> libc::c_int;
+    let lib = CString::new("libcudart.so.13").ok()?;
+    let sym = CString::new("cudaMemGetInfo").ok()?;
+    // SAFETY: dlopen/dlsym with valid C strings; the symbol has the documented CUDA signature.
+    unsafe {
+        let handle = libc::dlopen(lib.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
+        if handle.is_null() {
+            return None;
+        }
+        let f = libc::dlsym(handle, sym.as_ptr());
+        if f.is_null() {
+            return None;
+        }
+        let f: MemGetInfo = std::mem::transmute(f);
+        let (mut free, mut total) = (0usize, 0usize);
+        (f(&mut free, &mut total) == 0).then(|| (total - free) as f64 / (1024.0 * 1024.0))
+    }
+}

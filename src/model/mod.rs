@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod hashinit;
+pub mod load;
 pub mod head;
 pub mod mixer;
 pub mod psfm;
@@ -18,6 +19,7 @@ pub mod weights;
 
 pub use config::ModelConfig;
 pub use head::HeadOutput;
+pub use load::{load_file, LoadError};
 pub use vit::Capture;
 pub use weights::{is_dead_key, load_state_dict, KeyProblem, LoadReport, WeightError};
 

@@ -75,46 +75,79 @@ pub struct LoadReport {
     pub dead_ignored: usize,
 }
 
-/// Copies `tensors` into the variables of `vs` (converting to each variable's device and kind in
-/// the one copy), after checking the whole key set both ways.
-pub fn load_state_dict<I>(vs: &nn::VarStore, cfg: &ModelConfig, tensors: I) -> Result<LoadReport, WeightError>
-where
-    I: IntoIterator<Item = (String, Tensor)>,
-{
+/// One entry of a state dict as the loader sees it before any data is touched.
+#[derive(Debug, Clone)]
+pub struct EntryInfo {
+    pub key: String,
+    pub shape: Vec<i64>,
+    pub is_float: bool,
+}
+
+/// Checks the key set both ways and every shape, collecting all problems. Returns the report
+/// and, for each entry, whether it is to be copied (`false`: a dead key to skip).
+pub fn check_entries(vs: &nn::VarStore, cfg: &ModelConfig, entries: &[EntryInfo]) -> Result<(LoadReport, Vec<bool>), WeightError> {
     let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
-    let mut to_copy = Vec::new();
     let mut report = LoadReport::default();
-    for (key, t) in tensors {
-        match vars.get(&key) {
+    let mut copy = Vec::with_capacity(entries.len());
+    for e in entries {
+        let mut wanted = false;
+        match vars.get(&e.key) {
             Some(var) => {
-                seen.insert(key.clone());
-                if var.size() != t.size() {
-                    problems.push(KeyProblem::Shape { key, expected: var.size(), found: t.size() });
-                } else if !t.is_floating_point() {
-                    problems.push(KeyProblem::NotFloat { key, kind: format!("{:?}", t.kind()) });
+                if !seen.insert(e.key.clone()) {
+                    problems.push(KeyProblem::Unexpected { key: format!("{} (a second time)", e.key), shape: e.shape.clone() });
+                } else if var.size() != e.shape {
+                    problems.push(KeyProblem::Shape { key: e.key.clone(), expected: var.size(), found: e.shape.clone() });
+                } else if !e.is_float {
+                    problems.push(KeyProblem::NotFloat { key: e.key.clone(), kind: "an integer or bool dtype".into() });
                 } else {
-                    to_copy.push((key, t));
+                    wanted = true;
                 }
             }
-            None if is_dead_key(&key, cfg) => report.dead_ignored += 1,
-            None => problems.push(KeyProblem::Unexpected { key, shape: t.size() }),
+            None if is_dead_key(&e.key, cfg) => report.dead_ignored += 1,
+            None => problems.push(KeyProblem::Unexpected { key: e.key.clone(), shape: e.shape.clone() }),
         }
+        copy.push(wanted);
     }
     for (key, var) in &vars {
         if !seen.contains(key) {
             problems.push(KeyProblem::Missing { key: key.clone(), expected: var.size() });
         }
     }
-    if !problems.is_empty() {
-        return Err(WeightError::Mismatch(problems));
+    if problems.is_empty() {
+        Ok((report, copy))
+    } else {
+        Err(WeightError::Mismatch(problems))
     }
+}
+
+/// Copies one checked tensor into the variable `key` (device and dtype converted by the copy).
+pub fn copy_into(vs: &nn::VarStore, key: &str, src: &Tensor) -> Result<(), WeightError> {
     let _guard = tch::no_grad_guard();
-    for (key, src) in to_copy {
-        let mut var = vars[&key].shallow_clone();
-        var.f_copy_(&src).map_err(|source| WeightError::Copy { key: key.clone(), source })?;
-        report.loaded += 1;
+    let mut var = vs
+        .root()
+        .get(key)
+        .ok_or_else(|| WeightError::Mismatch(vec![KeyProblem::Unexpected { key: key.into(), shape: src.size() }]))?;
+    var.f_copy_(src).map_err(|source| WeightError::Copy { key: key.into(), source })
+}
+
+/// Copies `tensors` into the variables of `vs` after checking the whole key set both ways.
+pub fn load_state_dict<I>(vs: &nn::VarStore, cfg: &ModelConfig, tensors: I) -> Result<LoadReport, WeightError>
+where
+    I: IntoIterator<Item = (String, Tensor)>,
+{
+    let tensors: Vec<(String, Tensor)> = tensors.into_iter().collect();
+    let entries: Vec<EntryInfo> = tensors
+        .iter()
+        .map(|(k, t)| EntryInfo { key: k.clone(), shape: t.size(), is_float: t.is_floating_point() })
+        .collect();
+    let (mut report, copy) = check_entries(vs, cfg, &entries)?;
+    for ((key, t), wanted) in tensors.iter().zip(copy) {
+        if wanted {
+            copy_into(vs, key, t)?;
+            report.loaded += 1;
+        }
     }
     Ok(report)
 }

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, including set-up on a fresh machine. CI runs exactly this.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+scripts/setup.sh
+export PATH="$root/.venv/bin:$PATH"
+step() { echo; echo "=== $* ==="; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "clippy (default features)"
+cargo clippy --release --all-targets -- -D warnings
+step "clippy (ros: the r2r node, type-checked without ROS)"
+cargo clippy --release --all-targets --features ros,r2r/doc-only -- -D warnings
+step "package.xml (catkin_pkg) and launch files"
+python -c "from catkin_pkg.package import parse_package; p = parse_package('package.xml'); p.validate(); print('package.xml:', p.name, p.version, 'build_type', p.get_build_type())"
+python -m py_compile launch/*.launch.py && echo "launch files compile"
+step "cargo test"
+cargo test --release --all-targets

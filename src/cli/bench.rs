@@ -1,0 +1,222 @@
+//! `patrack bench`: latency of the network and of a whole tracker step, per device and precision.
+//!
+//! Each (device, precision) runs in a fresh child process so that its peak resident memory is its
+//! own. GPU timings synchronise the device before reading the clock.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use tch::{Device, Kind, Tensor};
+
+use super::common::{build_model, ModelArgs};
+use crate::device::{device_name, Precision};
+use crate::sensor::ImageU8;
+use crate::tracker::{BoxXywh, Tracker, TrackerConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub model: ModelArgs,
+    /// Devices to measure, comma-separated (e.g. `cpu,cuda`).
+    #[arg(long, default_value = "cpu")]
+    pub devices: String,
+    /// Precisions to measure, comma-separated.
+    #[arg(long, default_value = "fp32,bf16")]
+    pub precisions: String,
+    /// Timed runs per measurement (after warm-up).
+    #[arg(long, default_value_t = 20)]
+    pub runs: usize,
+    /// Untimed warm-up runs.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Frame size of the full-step measurement, WxH.
+    #[arg(long, default_value = "640x480")]
+    pub frame: String,
+    /// Append the rows as JSON lines to this file.
+    #[arg(long)]
+    pub json: Option<std::path::PathBuf>,
+    /// Internal: measure one device/precision in this process and print one JSON row.
+    #[arg(long, hide = true)]
+    pub single: bool,
+}
+
+/// One measured configuration.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Row {
+    pub device: String,
+    pub precision: String,
+    pub config: String,
+    pub threads: i32,
+    pub network_ms_median: f64,
+    pub network_ms_p10: f64,
+    pub network_ms_p90: f64,
+    pub step_ms_median: f64,
+    pub step_ms_p10: f64,
+    pub step_ms_p90: f64,
+    pub fps: f64,
+    pub peak_rss_mb: f64,
+    pub peak_gpu_mb: Option<f64>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.single {
+        let row = measure(&args)?;
+        println!("ROW {}", serde_json::to_string(&row)?);
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("locating the patrack binary")?;
+    let mut rows = Vec::new();
+    for dev in args.devices.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        for prec in args.precisions.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.args(["bench", "--single", "--device", dev, "--precision", prec]);
+            cmd.args(["--runs", &args.runs.to_string(), "--warmup", &args.warmup.to_string()]);
+            cmd.args(["--frame", &args.frame, "--config", &args.model.config]);
+            if let Some(m) = &args.model.model {
+                cmd.arg("--model").arg(m);
+            }
+            eprintln!("measuring {dev} {prec} ...");
+            let out = cmd.output().context("running the benchmark child")?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            match stdout.lines().find_map(|l| l.strip_prefix("ROW ")) {
+                Some(json) => rows.push(serde_json::from_str::<Row>(json)?),
+                None => eprintln!("{dev} {prec}: failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+            }
+        }
+    }
+    print_table(&rows);
+    if let Some(path) = &args.json {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        for r in &rows {
+            writeln!(f, "{}", serde_json::to_string(r)?)?;
+        }
+    }
+    if rows.is_empty() {
+        anyhow::bail!("no configuration could be measured");
+    }
+    Ok(())
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "| device | precision | config | threads | network ms (p10-p90) | full step ms (p10-p90) | steps/s | peak RSS MB | peak GPU MB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in rows {
+        println!(
+            "| {} | {} | {} | {} | {:.1} ({:.1}-{:.1}) | {:.1} ({:.1}-{:.1}) | {:.2} | {:.0} | {} |",
+            r.device,
+            r.precision,
+            r.config,
+            r.threads,
+            r.network_ms_median,
+            r.network_ms_p10,
+            r.network_ms_p90,
+            r.step_ms_median,
+            r.step_ms_p10,
+            r.step_ms_p90,
+            r.fps,
+            r.peak_rss_mb,
+            r.peak_gpu_mb.map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into())
+        );
+    }
+}
+
+fn parse_frame(s: &str) -> anyhow::Result<(usize, usize)> {
+    let (w, h) = s.split_once('x').context("--frame must be WxH")?;
+    Ok((w.parse()?, h.parse()?))
+}
+
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// Median, 10th and 90th percentile of `f`'s wall time in ms.
+fn time_ms(device: Device, warmup: usize, runs: usize, mut f: impl FnMut()) -> (f64, f64, f64) {
+    for _ in 0..warmup {
+        f();
+    }
+    sync(device);
+    let mut t: Vec<f64> = (0..runs.max(1))
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            sync(device);
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(|a, b| a.total_cmp(b));
+    let q = |p: f64| t[((t.len() - 1) as f64 * p).round() as usize];
+    (q(0.5), q(0.1), q(0.9))
+}
+
+fn measure(args: &Args) -> anyhow::Result<Row> {
+    let device = args.model.device()?;
+    let precision: Precision = args.model.precision()?;
+    if device != Device::Cpu {
+        // Fixed-size inputs: let cuDNN pick its fastest kernels once.
+        tch::Cuda::cudnn_set_benchmark(true);
+    }
+    let model = Arc::new(build_model(args.model.model.as_deref(), &args.model.config, device, precision)?);
+    let cfg = model.cfg.clone();
+    let z = Tensor::randn([1, 6, cfg.template_size, cfg.template_size], (Kind::Float, Device::Cpu));
+    let x = Tensor::randn([1, 6, cfg.search_size, cfg.search_size], (Kind::Float, Device::Cpu)).to_device(device);
+    let z_tokens = model.embed_template(&z);
+    let (net_med, net_p10, net_p90) = time_ms(device, args.warmup, args.runs, || {
+        let _ = model.track(&z_tokens, &x);
+    });
+
+    let (w, h) = parse_frame(&args.frame)?;
+    let frame = synthetic_frame(w, h);
+    let mut tracker = Tracker::new(model.clone(), TrackerConfig { lost_frames: 0, ..Default::default() })
+        .map_err(anyhow::Error::msg)?;
+    let init = BoxXywh::new(w as f64 * 0.45, h as f64 * 0.45, w as f64 * 0.1, h as f64 * 0.1);
+    tracker.init(&frame, init)?;
+    let (step_med, step_p10, step_p90) = time_ms(device, args.warmup, args.runs, || {
+        // Same search area every step: the random-weight box would otherwise wander.
+        tracker.set_bbox(init);
+        let _ = tracker.track(&frame);
+    });
+    Ok(Row {
+        device: device_name(device),
+        precision: precision.to_string(),
+        config: args.model.config.clone(),
+        threads: tch::get_num_threads(),
+        network_ms_median: net_med,
+        network_ms_p10: net_p10,
+        network_ms_p90: net_p90,
+        step_ms_median: step_med,
+        step_ms_p10: step_p10,
+        step_ms_p90: step_p90,
+        fps: 1e3 / step_med.max(1e-9),
+        peak_rss_mb: peak_rss_mb(),
+        peak_gpu_mb: crate::device::peak_gpu_mb(device),
+    })
+}
+
+/// A textured 6-channel frame (content does not affect timing; it keeps the crop realistic).
+fn synthetic_frame(w: usize, h: usize) -> ImageU8 {
+    let mut img = ImageU8::zeros(w, h, 6);
+    for y in 0..h {
+        for x in 0..w {
+            let i = (y * w + x) * 6;
+            let v = ((x * 7 + y * 13) % 256) as u8;
+            img.data[i..i + 6].copy_from_slice(&[v, v / 2, 255 - v, v, v, v]);
+        }
+    }
+    img
+}
+
+/// Peak resident set size of this process (VmHWM), in MB.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}

@@ -1,0 +1,39 @@
+//! The `patrack` command line: one file per subcommand.
+
+use clap::{Parser, Subcommand};
+
+pub mod bench;
+pub mod common;
+pub mod convert;
+pub mod info;
+pub mod run;
+
+/// PATrack multi-modal single-object tracker (RGB + thermal / depth / event) on libtorch.
+#[derive(Debug, Parser)]
+#[command(name = "patrack", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// libtorch version, CUDA/cuDNN state, devices and CPU features: the first diagnostic.
+    Info(info::Args),
+    /// Track one sequence folder offline; writes annotated frames and boxes (the demo).
+    Run(run::Args),
+    /// Convert an official .pth.tar checkpoint (or a state dict file) to .safetensors.
+    Convert(convert::Args),
+    /// Network and full-step latency, throughput and peak memory per device and precision.
+    Bench(bench::Args),
+}
+
+/// Runs the parsed command.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Bench(a) => bench::run(a),
+        Command::Run(a) => run::run(a),
+        Command::Convert(a) => convert::run(a),
+    }
+}

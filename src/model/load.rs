@@ -1,0 +1,92 @@
+//! Weights files to a network on the requested device and precision.
+//!
+//! Each tensor's bytes are read from the file once and copied once, straight into the variable on
+//! its device and dtype (the conversion happens inside that copy); no second host copy of the
+//! state dict is made.
+
+use std::path::Path;
+
+use tch::{Device, Tensor};
+
+use super::checkpoint::{self, Checkpoint, CheckpointError, Dtype, MetaValue, RawTensor};
+use super::weights::{check_entries, copy_into, EntryInfo};
+use super::{ModelConfig, ModelError, PATrack};
+use crate::device::Precision;
+
+/// Metadata key under which patrack records the network configuration (JSON) in .safetensors.
+pub const CONFIG_METADATA_KEY: &str = "patrack.config";
+
+/// Errors loading a weights file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("the configuration recorded in the file is invalid: {0}")]
+    Config(String),
+}
+
+/// The configuration recorded in a checkpoint's metadata, if any.
+pub fn recorded_config(ckpt: &Checkpoint) -> Result<Option<ModelConfig>, LoadError> {
+    match ckpt.meta(CONFIG_METADATA_KEY) {
+        Some(MetaValue::Str(json)) => serde_json::from_str(json).map(Some).map_err(|e| LoadError::Config(e.to_string())),
+        Some(other) => Err(LoadError::Config(format!("{CONFIG_METADATA_KEY} is {other}, not a JSON string"))),
+        None => Ok(None),
+    }
+}
+
+/// Loads `.safetensors` or an official `.pth.tar`. The configuration recorded in the file wins;
+/// otherwise `fallback` (default: the official ViT-B) is used.
+pub fn load_file(path: &Path, fallback: Option<ModelConfig>, device: Device, precision: Precision) -> Result<PATrack, LoadError> {
+    let ckpt = checkpoint::read_any(path)?;
+    let cfg = recorded_config(&ckpt)?.or(fallback).unwrap_or_default();
+    let mut model = PATrack::new(cfg, device, precision)?;
+    let report = load_checkpoint(&mut model, &ckpt)?;
+    log::info!(
+        "loaded {} tensors from {} ({} dead entries ignored) to {} {}",
+        report.loaded,
+        path.display(),
+        report.dead_ignored,
+        crate::device::device_name(device),
+        precision
+    );
+    Ok(model)
+}
+
+/// Strictly loads a read checkpoint into `model`.
+pub fn load_checkpoint(model: &mut PATrack, ckpt: &Checkpoint) -> Result<super::LoadReport, LoadError> {
+    let entries: Vec<EntryInfo> = ckpt
+        .tensors
+        .iter()
+        .map(|(k, t)| EntryInfo {
+            key: k.clone(),
+            shape: t.shape.iter().map(|&d| d as i64).collect(),
+            is_float: matches!(t.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64),
+        })
+        .collect();
+    let (mut report, copy) = check_entries(&model.vs, &model.cfg, &entries).map_err(ModelError::from)?;
+    for ((key, raw), wanted) in ckpt.tensors.iter().zip(copy) {
+        if wanted {
+            copy_raw(model, key, raw)?;
+            report.loaded += 1;
+        }
+    }
+    Ok(report)
+}
+
+/// Copies a raw tensor into its variable through a borrowed (zero-copy) CPU view of its bytes.
+fn copy_raw(model: &PATrack, key: &str, raw: &RawTensor) -> Result<(), LoadError> {
+    raw.validate().map_err(|reason| CheckpointError::BadTensor { name: key.into(), reason })?;
+    let size: Vec<i64> = raw.shape.iter().map(|&d| d as i64).collect();
+    let mut strides = vec![1i64; size.len()];
+    for i in (0..size.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * size[i + 1];
+    }
+    // SAFETY: `validate` checked that `data` holds exactly numel * element size bytes of this
+    // dtype, contiguous; the view does not outlive `raw` (it is dropped at the end of this call).
+    let view = unsafe { Tensor::f_from_blob(raw.data.as_ptr(), &size, &strides, raw.dtype.kind(), Device::Cpu) }
+        .map_err(|e| CheckpointError::BadTensor { name: key.into(), reason: e.to_string() })?;
+    copy_into(&model.vs, key, &view).map_err(ModelError::from)?;
+    Ok(())
+}

@@ -1,0 +1,333 @@
+//! The `Tracker`: template at init, search crop + network + decode per frame, and the target
+//! state machine (Uninitialised -> Tracking <-> Lost), which the reference tracker does not have.
+
+use std::sync::Arc;
+
+use tch::{Device, Tensor};
+
+use super::decode::{decode, hann2d, DecodeError, HostMaps};
+use super::geometry::{clip_box, map_back, BoxXywh};
+use super::gpu;
+use super::preprocess::{self, sample_target, Crop, PreprocessError};
+use crate::model::{HeadOutput, PATrack};
+use crate::sensor::ImageU8;
+
+/// Tracker settings. Defaults are the reference values (`rgbt.yaml`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct TrackerConfig {
+    /// Template crop side relative to sqrt(w h) of the box (reference: 2.0).
+    pub template_factor: f64,
+    /// Search crop side relative to sqrt(w h) of the previous box (reference: 4.0).
+    pub search_factor: f64,
+    /// Windowed score under which a frame counts as a miss.
+    pub lost_threshold: f32,
+    /// Consecutive misses after which the target is Lost (0: never).
+    pub lost_frames: u32,
+    /// Search factor multiplier while Lost (1.0: keep the reference search area).
+    pub lost_search_scale: f64,
+    /// Margin in pixels that `clip_box` keeps inside the image (reference: 10).
+    pub clip_margin: f64,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        Self {
+            template_factor: 2.0,
+            search_factor: 4.0,
+            lost_threshold: 0.25,
+            lost_frames: 10,
+            lost_search_scale: 1.0,
+            clip_margin: 10.0,
+        }
+    }
+}
+
+impl TrackerConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let ok = |v: f64| v.is_finite() && v > 0.0;
+        if !ok(self.template_factor) || !ok(self.search_factor) || !ok(self.lost_search_scale) {
+            return Err("template_factor, search_factor and lost_search_scale must be positive".into());
+        }
+        if !(0.0..=1.0).contains(&self.lost_threshold) {
+            return Err(format!("lost_threshold must be within [0, 1], got {}", self.lost_threshold));
+        }
+        if !(self.clip_margin.is_finite() && self.clip_margin >= 0.0) {
+            return Err("clip_margin must be non-negative".into());
+        }
+        Ok(())
+    }
+}
+
+/// Where the tracker stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetState {
+    /// No box given yet (or after `reset`).
+    Uninitialised,
+    /// Following the target.
+    Tracking,
+    /// The score stayed under `lost_threshold` for `lost_frames` frames; the last box is kept.
+    Lost,
+}
+
+impl std::fmt::Display for TargetState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TargetState::Uninitialised => "uninitialised",
+            TargetState::Tracking => "tracking",
+            TargetState::Lost => "lost",
+        })
+    }
+}
+
+/// One frame's answer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TrackResult {
+    /// The box in image pixels (while Lost: the last box before the target was lost).
+    pub bbox: BoxXywh,
+    /// Hann-windowed peak score of this frame, in [0, 1].
+    pub score: f32,
+    pub state: TargetState,
+}
+
+/// Errors of the tracker. None of them leaves the tracker in a broken state.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    #[error("the tracker has no target: call init first")]
+    NotInitialised,
+    #[error("frame must have 6 channels (RGB + aux), got {0}")]
+    Channels(usize),
+    #[error("initial box {0:?} is empty, not finite, or does not overlap the {1}x{2} image")]
+    BadBox(BoxXywh, usize, usize),
+    #[error(transparent)]
+    Preprocess(#[from] PreprocessError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("libtorch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// Intermediate results of one `track` step, for tests and debugging.
+#[derive(Debug)]
+pub struct StepDetail {
+    pub prev_state: BoxXywh,
+    pub crop_size: usize,
+    pub resize_factor: f64,
+    pub maps: HostMaps,
+    pub unclipped: BoxXywh,
+}
+
+/// A single-object tracker over 6-channel frames (`[R, G, B, a0, a1, a2]`).
+///
+/// ```no_run
+/// use patrack::model::{ModelConfig, PATrack};
+/// use patrack::device::Precision;
+/// use patrack::tracker::{BoxXywh, Tracker, TrackerConfig};
+/// # fn frames() -> Vec<patrack::sensor::ImageU8> { vec![] }
+/// let mut model = PATrack::new(ModelConfig::vit_base(), tch::Device::Cpu, Precision::Fp32)?;
+/// model.fill_hashed(); // or load trained weights
+/// let mut tracker = Tracker::new(std::sync::Arc::new(model), TrackerConfig::default())?;
+/// let frames = frames();
+/// tracker.init(&frames[0], BoxXywh::new(128.0, 92.0, 36.0, 28.0))?;
+/// for frame in &frames[1..] {
+///     let r = tracker.track(frame)?;
+///     println!("{:?} score {:.3} {}", r.bbox, r.score, r.state);
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Tracker {
+    model: Arc<PATrack>,
+    cfg: TrackerConfig,
+    window: Vec<f32>,
+    template_tokens: Option<Tensor>,
+    box_state: Option<BoxXywh>,
+    frame_size: (usize, usize),
+    status: TargetState,
+    misses: u32,
+    last_score: f32,
+}
+
+impl Tracker {
+    pub fn new(model: Arc<PATrack>, cfg: TrackerConfig) -> Result<Self, String> {
+        cfg.validate()?;
+        let side = model.cfg.search_feat() as usize;
+        Ok(Self {
+            model,
+            cfg,
+            window: hann2d(side),
+            template_tokens: None,
+            box_state: None,
+            frame_size: (0, 0),
+            status: TargetState::Uninitialised,
+            misses: 0,
+            last_score: 0.0,
+        })
+    }
+
+    pub fn config(&self) -> &TrackerConfig {
+        &self.cfg
+    }
+
+    /// Changes thresholds at run time (the crop factors too; they apply from the next frame).
+    pub fn set_config(&mut self, cfg: TrackerConfig) -> Result<(), String> {
+        cfg.validate()?;
+        self.cfg = cfg;
+        Ok(())
+    }
+
+    pub fn model(&self) -> &PATrack {
+        &self.model
+    }
+
+    pub fn state(&self) -> TargetState {
+        self.status
+    }
+
+    /// The current box, if initialised.
+    pub fn bbox(&self) -> Option<BoxXywh> {
+        self.box_state
+    }
+
+    /// Moves the search centre to `bbox` without recomputing the template (e.g. after an external
+    /// re-detection of the same object). Ignored before `init`.
+    pub fn set_bbox(&mut self, bbox: BoxXywh) {
+        if self.box_state.is_some() && bbox.is_finite() && bbox.w > 0.0 && bbox.h > 0.0 {
+            self.box_state = Some(bbox);
+        }
+    }
+
+    /// Forgets the target.
+    pub fn reset(&mut self) {
+        self.template_tokens = None;
+        self.box_state = None;
+        self.status = TargetState::Uninitialised;
+        self.misses = 0;
+    }
+
+    /// Starts (or restarts) tracking the object in `bbox` (image pixels) of `frame`.
+    pub fn init(&mut self, frame: &ImageU8, bbox: BoxXywh) -> Result<(), TrackError> {
+        check_frame(frame)?;
+        let (w, h) = (frame.width as f64, frame.height as f64);
+        let overlaps = bbox.x < w && bbox.y < h && bbox.x + bbox.w > 0.0 && bbox.y + bbox.h > 0.0;
+        if !bbox.is_finite() || bbox.w <= 0.0 || bbox.h <= 0.0 || !overlaps {
+            return Err(TrackError::BadBox(bbox, frame.width, frame.height));
+        }
+        let out = self.model.cfg.template_size as usize;
+        let z = self.crop_tensor(frame, bbox, self.cfg.template_factor, out)?.0;
+        self.template_tokens = Some(self.model.embed_template(&z));
+        self.box_state = Some(bbox);
+        self.frame_size = (frame.width, frame.height);
+        self.status = TargetState::Tracking;
+        self.misses = 0;
+        self.last_score = 1.0;
+        Ok(())
+    }
+
+    /// Tracks the target into `frame`.
+    pub fn track(&mut self, frame: &ImageU8) -> Result<TrackResult, TrackError> {
+        self.track_detail(frame).map(|(r, _)| r)
+    }
+
+    /// As [`track`](Self::track), also returning the step's intermediates.
+    pub fn track_detail(&mut self, frame: &ImageU8) -> Result<(TrackResult, StepDetail), TrackError> {
+        check_frame(frame)?;
+        let prev = self.box_state.ok_or(TrackError::NotInitialised)?;
+        if (frame.width, frame.height) != self.frame_size {
+            // A new resolution invalidates the template's geometry: restart from the last box,
+            // scaled to the new frame.
+            let (sx, sy) = (frame.width as f64 / self.frame_size.0 as f64, frame.height as f64 / self.frame_size.1 as f64);
+            log::warn!(
+                "frame size changed from {}x{} to {}x{}: re-initialising on the scaled last box",
+                self.frame_size.0,
+                self.frame_size.1,
+                frame.width,
+                frame.height
+            );
+            let scaled = BoxXywh::new(prev.x * sx, prev.y * sy, prev.w * sx, prev.h * sy);
+            self.init(frame, scaled)?;
+            return self.track_detail(frame);
+        }
+        let z_tokens = self.template_tokens.as_ref().ok_or(TrackError::NotInitialised)?.shallow_clone();
+        let factor = match self.status {
+            TargetState::Lost => self.cfg.search_factor * self.cfg.lost_search_scale,
+            _ => self.cfg.search_factor,
+        };
+        let out = self.model.cfg.search_size as usize;
+        let (x, crop_size, resize_factor) = self.crop_tensor(frame, prev, factor, out)?;
+        let head = self.model.track(&z_tokens, &x);
+        let (maps, unclipped, new_box, score) = self.finish(&head, prev, resize_factor, frame)?;
+        let result = self.update_state(new_box, score);
+        Ok((result, StepDetail { prev_state: prev, crop_size, resize_factor, maps, unclipped }))
+    }
+
+    /// Decode, map back and clip: from the network's maps to the new box.
+    fn finish(
+        &self,
+        head: &HeadOutput,
+        prev: BoxXywh,
+        resize_factor: f64,
+        frame: &ImageU8,
+    ) -> Result<(HostMaps, BoxXywh, BoxXywh, f32), TrackError> {
+        let maps = HostMaps::from_head(head)?;
+        let (unclipped, clipped, score) = box_from_maps(&maps, &self.window, prev, self.model.cfg.search_size as usize, resize_factor, frame.height, frame.width, self.cfg.clip_margin)?;
+        Ok((maps, unclipped, clipped, score))
+    }
+
+    fn update_state(&mut self, new_box: BoxXywh, score: f32) -> TrackResult {
+        self.last_score = score;
+        let hit = score >= self.cfg.lost_threshold;
+        if hit {
+            self.misses = 0;
+            self.status = TargetState::Tracking;
+        } else {
+            self.misses = self.misses.saturating_add(1);
+            if self.cfg.lost_frames > 0 && self.misses >= self.cfg.lost_frames {
+                self.status = TargetState::Lost;
+            }
+        }
+        // While lost the box stays where the target was last seen; the search keeps looking there.
+        if self.status != TargetState::Lost {
+            self.box_state = Some(new_box);
+        }
+        let bbox = self.box_state.unwrap_or(new_box);
+        TrackResult { bbox, score, state: self.status }
+    }
+
+    /// The normalised (1, 6, out, out) crop on the model's device. On CUDA the frame is uploaded
+    /// once and cropped/resized there; on the CPU the OpenCV-exact path is used.
+    fn crop_tensor(&self, frame: &ImageU8, bbox: BoxXywh, factor: f64, out: usize) -> Result<(Tensor, usize, f64), TrackError> {
+        let device = self.model.device();
+        if device != Device::Cpu {
+            let g = gpu::crop_normalize(frame, bbox, factor, out, device)?;
+            return Ok(g);
+        }
+        let crop: Crop = sample_target(frame, bbox.to_array(), factor, out)?;
+        Ok((preprocess::normalize_tensor(&crop.patch), crop.crop_size, crop.resize_factor))
+    }
+}
+
+/// From maps to the clipped box: windowed argmax, `cal_bbox`, map back, `clip_box`.
+/// Returns (unclipped box, clipped box, windowed score).
+#[allow(clippy::too_many_arguments)]
+pub fn box_from_maps(
+    maps: &HostMaps,
+    window: &[f32],
+    prev: BoxXywh,
+    search_size: usize,
+    resize_factor: f64,
+    height: usize,
+    width: usize,
+    margin: f64,
+) -> Result<(BoxXywh, BoxXywh, f32), DecodeError> {
+    let d = decode(maps, window)?;
+    let unclipped = map_back(d.box_norm, prev, search_size, resize_factor);
+    Ok((unclipped, clip_box(unclipped, height, width, margin), d.best_score))
+}
+
+fn check_frame(frame: &ImageU8) -> Result<(), TrackError> {
+    if frame.channels != 6 {
+        return Err(TrackError::Channels(frame.channels));
+    }
+    Ok(())
+}
