@@ -1,1 +1,4 @@
 //! See lib.rs.
+
+pub mod checkpoint;
+mod pickle;
