@@ -8,11 +8,13 @@
 //! obj_fuse.linearcat.weight`). Freezing and per-group learning rates for adapter training follow
 //! from the names.
 
+pub mod checkpoint;
 pub mod config;
 pub mod hashinit;
 pub mod load;
 pub mod head;
 pub mod mixer;
+mod pickle;
 pub mod psfm;
 pub mod vit;
 pub mod weights;
