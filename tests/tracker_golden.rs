@@ -10,7 +10,7 @@ use common::{assert_close, load_golden};
 use patrack::device::Precision;
 use patrack::model::{HeadOutput, ModelConfig, PATrack};
 use patrack::sensor::ImageU8;
-use patrack::tracker::preprocess::{normalize_tensor, sample_target};
+use patrack::tracker::preprocess::{normalize_to_tensor, sample_target};
 use patrack::tracker::track::box_from_maps;
 use patrack::tracker::{hann2d, BoxXywh, HostMaps, TargetState, Tracker, TrackerConfig};
 use tch::{Device, Tensor};
@@ -49,7 +49,7 @@ fn teacher_forced_steps_match_the_official_tracker() {
     let tpl = sample_target(&f0, init.to_array(), 2.0, 128).unwrap();
     assert_eq!(tpl.patch, image(&g["template.patch"]), "template patch");
     assert_eq!(tpl.resize_factor, g["template.resize_factor"].double_value(&[]));
-    let z = normalize_tensor(&tpl.patch);
+    let z = normalize_to_tensor(&tpl.patch).unwrap();
     assert_close("template tensor", &z, &g["template.tensor"], 0.0);
     let z_tokens = model.embed_template(&z);
     let window = hann2d(16);
@@ -63,7 +63,7 @@ fn teacher_forced_steps_match_the_official_tracker() {
         let rf = g[&key("resize_factor")].double_value(&[]);
         assert_eq!(crop.resize_factor, rf, "frame {n} resize factor");
         // 2. golden patch -> same maps.
-        let out = model.track(&z_tokens, &normalize_tensor(&crop.patch));
+        let out = model.track(&z_tokens, &normalize_to_tensor(&crop.patch).unwrap());
         assert_close(&format!("frame {n} score"), &out.score_map, &g[&key("score_map")], 1e-4);
         assert_close(&format!("frame {n} size"), &out.size_map, &g[&key("size_map")], 1e-4);
         assert_close(&format!("frame {n} offset"), &out.offset_map, &g[&key("offset_map")], 1e-4);

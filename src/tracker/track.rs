@@ -303,7 +303,7 @@ impl Tracker {
             return Ok(g);
         }
         let crop: Crop = sample_target(frame, bbox.to_array(), factor, out)?;
-        Ok((preprocess::normalize_tensor(&crop.patch), crop.crop_size, crop.resize_factor))
+        Ok((preprocess::normalize_to_tensor(&crop.patch)?, crop.crop_size, crop.resize_factor))
     }
 }
 
