@@ -2,3 +2,4 @@
 
 pub mod cdr;
 pub mod msgs;
+pub mod sync;
