@@ -28,7 +28,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 from rosbags.typesys.base import Nodetype
 
@@ -282,7 +282,20 @@ def write_bag(ts, path):
                 build(ts, "vision_msgs/msg/Detection2DArray", gt_msg), gt_conn.msgtype))
             truth.append({"rgb_stamp_ns": rgb_ns, "aux_stamp_ns": aux_ns,
                           "box_xywh_px": [x, y, SQUARE_PX, SQUARE_PX]})
+    check_bag(ts, path, truth)
     return truth
+
+
+def check_bag(ts, path, truth):
+    """Read the bag back: every message decodes and the stamps are the ones written."""
+    stamps = {BAG_RGB_TOPIC: [], BAG_AUX_TOPIC: [], BAG_GT_TOPIC: []}
+    with Reader(path) as reader:
+        for connection, _log_time, raw in reader.messages():
+            msg = ts.deserialize_cdr(raw, connection.msgtype)
+            stamps[connection.topic].append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+    assert stamps[BAG_RGB_TOPIC] == [f["rgb_stamp_ns"] for f in truth]
+    assert stamps[BAG_AUX_TOPIC] == [f["aux_stamp_ns"] for f in truth]
+    assert stamps[BAG_GT_TOPIC] == stamps[BAG_RGB_TOPIC]
 
 
 def to_json(manifest):
