@@ -1,1 +1,5 @@
 //! See lib.rs.
+
+pub mod cdr;
+pub mod msgs;
+pub mod sync;
