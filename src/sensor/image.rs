@@ -28,6 +28,13 @@ impl ImageU8 {
         &self.data[i..i + self.channels]
     }
 
+    /// Whether `data` holds exactly `width * height * channels` bytes and `channels > 0`: the
+    /// fields are public, so functions taking images from outside check this before indexing.
+    pub fn is_consistent(&self) -> bool {
+        self.channels > 0
+            && self.width.checked_mul(self.height).and_then(|n| n.checked_mul(self.channels)) == Some(self.data.len())
+    }
+
     /// Stacks two images of the same size channel-wise (`[a..., b...]` per pixel).
     pub fn concat_channels(a: &ImageU8, b: &ImageU8) -> Option<ImageU8> {
         if a.width != b.width || a.height != b.height {

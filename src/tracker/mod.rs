@@ -2,6 +2,7 @@
 
 pub mod decode;
 pub mod geometry;
+pub mod preprocess;
 
 pub use decode::{decode, hann2d, Decoded, HostMaps};
 pub use geometry::{clip_box, map_back, BoxCxcywh, BoxXywh};
