@@ -2,7 +2,10 @@
 
 pub mod decode;
 pub mod geometry;
+pub mod gpu;
+pub mod track;
 pub mod preprocess;
 
 pub use decode::{decode, hann2d, Decoded, HostMaps};
 pub use geometry::{clip_box, map_back, BoxCxcywh, BoxXywh};
+pub use track::{StepDetail, TargetState, TrackError, TrackResult, Tracker, TrackerConfig};
