@@ -4,6 +4,7 @@
 //! its device and dtype (the conversion happens inside that copy); no second host copy of the
 //! state dict is made.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use tch::{Device, Tensor};
@@ -66,9 +67,10 @@ pub fn load_checkpoint(model: &mut PATrack, ckpt: &Checkpoint) -> Result<super::
         })
         .collect();
     let (mut report, copy) = check_entries(&model.vs, &model.cfg, &entries).map_err(ModelError::from)?;
+    let vars = model.vs.variables();
     for ((key, raw), wanted) in ckpt.tensors.iter().zip(copy) {
         if wanted {
-            copy_raw(model, key, raw)?;
+            copy_raw(&vars, key, raw)?;
             report.loaded += 1;
         }
     }
@@ -76,7 +78,7 @@ pub fn load_checkpoint(model: &mut PATrack, ckpt: &Checkpoint) -> Result<super::
 }
 
 /// Copies a raw tensor into its variable through a borrowed (zero-copy) CPU view of its bytes.
-fn copy_raw(model: &PATrack, key: &str, raw: &RawTensor) -> Result<(), LoadError> {
+fn copy_raw(vars: &HashMap<String, Tensor>, key: &str, raw: &RawTensor) -> Result<(), LoadError> {
     raw.validate().map_err(|reason| CheckpointError::BadTensor { name: key.into(), reason })?;
     let size: Vec<i64> = raw.shape.iter().map(|&d| d as i64).collect();
     let mut strides = vec![1i64; size.len()];
@@ -87,6 +89,6 @@ fn copy_raw(model: &PATrack, key: &str, raw: &RawTensor) -> Result<(), LoadError
     // dtype, contiguous; the view does not outlive `raw` (it is dropped at the end of this call).
     let view = unsafe { Tensor::f_from_blob(raw.data.as_ptr(), &size, &strides, raw.dtype.kind(), Device::Cpu) }
         .map_err(|e| CheckpointError::BadTensor { name: key.into(), reason: e.to_string() })?;
-    copy_into(&model.vs, key, &view).map_err(ModelError::from)?;
+    copy_into(vars, key, &view).map_err(ModelError::from)?;
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! exact shape; every key of the file must be a variable or a documented dead entry. All problems
 //! are collected and reported together, each naming the key and both shapes.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 
 use tch::{nn, Tensor};
@@ -122,13 +122,14 @@ pub fn check_entries(vs: &nn::VarStore, cfg: &ModelConfig, entries: &[EntryInfo]
     }
 }
 
-/// Copies one checked tensor into the variable `key` (device and dtype converted by the copy).
-pub fn copy_into(vs: &nn::VarStore, key: &str, src: &Tensor) -> Result<(), WeightError> {
+/// Copies one checked tensor into the variable `key` of `vars` (from `VarStore::variables`);
+/// device and dtype are converted by the copy.
+pub fn copy_into(vars: &HashMap<String, Tensor>, key: &str, src: &Tensor) -> Result<(), WeightError> {
     let _guard = tch::no_grad_guard();
-    let mut var = vs
-        .root()
+    let mut var = vars
         .get(key)
-        .ok_or_else(|| WeightError::Mismatch(vec![KeyProblem::Unexpected { key: key.into(), shape: src.size() }]))?;
+        .ok_or_else(|| WeightError::Mismatch(vec![KeyProblem::Unexpected { key: key.into(), shape: src.size() }]))?
+        .shallow_clone();
     var.f_copy_(src).map_err(|source| WeightError::Copy { key: key.into(), source })
 }
 
@@ -143,9 +144,10 @@ where
         .map(|(k, t)| EntryInfo { key: k.clone(), shape: t.size(), is_float: t.is_floating_point() })
         .collect();
     let (mut report, copy) = check_entries(vs, cfg, &entries)?;
+    let vars = vs.variables();
     for ((key, t), wanted) in tensors.iter().zip(copy) {
         if wanted {
-            copy_into(vs, key, t)?;
+            copy_into(&vars, key, t)?;
             report.loaded += 1;
         }
     }
