@@ -2,4 +2,6 @@
 
 pub mod cdr;
 pub mod msgs;
+pub mod node;
+pub mod params;
 pub mod sync;
