@@ -5,3 +5,4 @@ pub mod msgs;
 pub mod node;
 pub mod params;
 pub mod sync;
+pub mod transport;
