@@ -170,25 +170,19 @@ fn init_message_on_a_buffered_frame_starts_tracking_from_that_frame() {
         feed_pair(&core, n);
     }
     sink.take::<Detection2DArray>(Output::Detections);
-    // The operator clicked on frame 1, which is still buffered.
+    // The operator clicked on frame 1, which is still buffered: the track starts there, and
+    // since frame 1 was answered already, the next pair carries the first box.
     core.handle(Input::Init, &init_msg(stamp(1), 40.0, 40.0, 30.0, 30.0));
     assert!(core.wait_idle(IDLE));
-    let dets: Vec<Detection2DArray> = sink.take(Output::Detections);
-    assert_eq!(stamps(&dets), vec![stamp(1)], "the init frame is answered with the init box");
-    let d = &dets[0].detections[0];
-    let (cx, cy) = (d.bbox.center.position.x, d.bbox.center.position.y);
-    println!(
-        "init box centre ({cx}, {cy}), size {}x{} (expected exactly (55, 55), 30x30)",
-        d.bbox.size_x, d.bbox.size_y
-    );
-    assert_eq!((cx, cy, d.bbox.size_x, d.bbox.size_y), (55.0, 55.0, 30.0, 30.0));
-    assert_eq!(d.results[0].hypothesis.class_id, "target");
-    assert_eq!(d.id, "1");
+    assert!(sink.take::<Detection2DArray>(Output::Detections).is_empty(), "no answer out of stamp order");
+    assert_eq!(core.stats().inits_applied, 1);
+    assert_eq!(core.stats().state, Some(patrack::tracker::TargetState::Tracking));
     for n in 3..6 {
         feed_pair(&core, n);
     }
     let dets: Vec<Detection2DArray> = sink.take(Output::Detections);
     assert_eq!(stamps(&dets), (3..6).map(stamp).collect::<Vec<_>>());
+    assert_eq!(dets[0].detections[0].id, "1");
     for d in &dets {
         assert_eq!(d.detections.len(), 1, "tracking: one detection per frame");
         let det = &d.detections[0];
@@ -220,6 +214,15 @@ fn init_for_a_frame_not_yet_paired_waits_for_it_and_unstamped_init_takes_the_nex
     let dets: Vec<Detection2DArray> = sink.take(Output::Detections);
     assert_eq!(stamps(&dets), vec![stamp(0), stamp(1), stamp(2)]);
     assert_eq!(dets.iter().map(|d| d.detections.len()).collect::<Vec<_>>(), vec![0, 0, 1]);
+    // The init frame is answered with the init box itself, score 1.
+    let d = &dets[2].detections[0];
+    let got = (d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.size_x, d.bbox.size_y);
+    println!("init box (cx, cy, w, h) = {got:?}, expected exactly (55, 55, 30, 30)");
+    assert_eq!(got, (55.0, 55.0, 30.0, 30.0));
+    assert_eq!(
+        (d.results[0].hypothesis.score, d.results[0].hypothesis.class_id.as_str(), d.id.as_str()),
+        (1.0, "target", "1")
+    );
 
     // An init with a zero stamp (e.g. `ros2 topic pub` without a header) applies to the next pair.
     core.handle(Input::Init, &init_msg(0, 10.0, 10.0, 20.0, 20.0));
@@ -381,24 +384,41 @@ fn debug_image_follows_subscribers_and_the_parameter() {
     feed_pair(&core, 0);
     assert!(sink.take::<Image>(Output::DebugImage).is_empty());
     sink.debug_subscribers.store(1, Ordering::SeqCst);
-    core.handle(Input::Init, &init_msg(stamp(0), 40.0, 40.0, 30.0, 30.0));
-    assert!(core.wait_idle(IDLE));
+    core.handle(Input::Init, &init_msg(stamp(1), 40.0, 40.0, 30.0, 30.0));
+    feed_pair(&core, 1);
     let images: Vec<Image> = sink.take(Output::DebugImage);
     assert_eq!(images.len(), 1);
     let img = &images[0];
     assert_eq!((img.width, img.height, img.encoding.as_str(), img.step), (WIDTH, HEIGHT, "rgb8", WIDTH * 3));
-    assert_eq!(img.header.stamp_ns(), stamp(0));
-    // The box outline is drawn in the tracking colour at the box's top-left corner.
+    assert_eq!(img.header.stamp_ns(), stamp(1));
+    // The init box outline is drawn in the tracking colour at its top-left corner.
     let px = |x: u32, y: u32| &img.data[((y * WIDTH + x) * 3) as usize..][..3];
     assert_eq!(px(41, 41), [40, 220, 60]);
     // Away from box and label the pixels are the RGB input.
-    let input = Image::decode(&rgb(stamp(0), 0)).unwrap();
+    let input = Image::decode(&rgb(stamp(1), 1)).unwrap();
     let i = ((100 * WIDTH + 150) * 3) as usize;
     assert_eq!(px(150, 100), &input.data[i..i + 3]);
 
     sink.debug_subscribers.store(0, Ordering::SeqCst);
     core.set_parameter("publish_debug_image", serde_yaml::Value::Bool(true)).unwrap();
-    feed_pair(&core, 1);
+    feed_pair(&core, 2);
     assert_eq!(sink.take::<Image>(Output::DebugImage).len(), 1);
     assert!(core.set_parameter("modality", serde_yaml::Value::from("depth")).is_err());
+}
+
+#[test]
+fn decoded_messages_take_the_same_path_and_wrong_kinds_are_dropped() {
+    use patrack::ros::node::InputMessage;
+    let (core, sink) = start(params());
+    let image = |bytes: Vec<u8>| match InputMessage::decode(Input::Rgb, &bytes).unwrap() {
+        InputMessage::Image(m) => m,
+        other => panic!("{other:?}"),
+    };
+    core.handle_message(Input::Rgb, InputMessage::Image(image(rgb(stamp(0), 0))));
+    core.handle_message(Input::Aux, InputMessage::Image(image(thermal(stamp(0)))));
+    core.handle_message(Input::Aux, InputMessage::Reset);
+    assert!(core.wait_idle(IDLE));
+    assert_eq!(stamps(&sink.take(Output::Detections)), vec![stamp(0)]);
+    assert_eq!(core.stats().malformed[1], 1);
+    assert_eq!(core.stats().received[1], 2);
 }

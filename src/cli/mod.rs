@@ -6,6 +6,8 @@ pub mod bench;
 pub mod common;
 pub mod convert;
 pub mod info;
+#[cfg(feature = "dds")]
+pub mod node;
 pub mod run;
 
 /// PATrack multi-modal single-object tracker (RGB + thermal / depth / event) on libtorch.
@@ -26,6 +28,9 @@ pub enum Command {
     Convert(convert::Args),
     /// Network and full-step latency, throughput and peak memory per device and precision.
     Bench(bench::Args),
+    /// The ROS 2 node over a pure-Rust DDS stack (no ROS install needed).
+    #[cfg(feature = "dds")]
+    Node(node::Args),
 }
 
 /// Runs the parsed command.
@@ -35,5 +40,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Run(a) => run::run(a),
         Command::Convert(a) => convert::run(a),
+        #[cfg(feature = "dds")]
+        Command::Node(a) => node::run(a),
     }
 }

@@ -28,7 +28,7 @@ use crate::model::PATrack;
 use crate::overlay;
 use crate::ros::msgs::{
     BoundingBox2D, CompressedImage, Detection2D, Detection2DArray, DiagnosticArray, DiagnosticStatus, Empty, Float32,
-    Header, Image, KeyValue, ObjectHypothesis, ObjectHypothesisWithPose, Point2D, Pose2D, RosMessage, Time,
+    Header, Image, KeyValue, MsgError, ObjectHypothesis, ObjectHypothesisWithPose, Point2D, Pose2D, RosMessage, Time,
 };
 use crate::ros::params::{NodeParams, ParamsError};
 use crate::ros::sync::{ApproxSync, SyncError, SyncStats};
@@ -489,27 +489,35 @@ impl NodeCore {
     /// Feeds one message received on `input` (CDR with encapsulation header). Never blocks on
     /// inference; errors are logged (rate-limited) and counted, never returned.
     pub fn handle(&self, input: Input, cdr: &[u8]) {
-        self.shared.stats().received[input.index()] += 1;
-        let decoded = match input {
-            Input::Rgb | Input::Aux => Image::decode(cdr).map(|m| Decoded::Camera(CameraMsg::Raw(m))),
-            Input::RgbCompressed | Input::AuxCompressed => {
-                CompressedImage::decode(cdr).map(|m| Decoded::Camera(CameraMsg::Compressed(m)))
-            }
-            Input::Init => Detection2D::decode(cdr).map(Decoded::Init),
-            Input::Reset => Empty::decode(cdr).map(|_| Decoded::Reset),
-        };
-        let decoded = match decoded {
-            Ok(d) => d,
+        match InputMessage::decode(input, cdr) {
+            Ok(msg) => self.handle_message(input, msg),
             Err(e) => {
-                self.shared.stats().malformed[input.index()] += 1;
+                let mut stats = self.shared.stats();
+                stats.received[input.index()] += 1;
+                stats.malformed[input.index()] += 1;
+                drop(stats);
                 self.shared.warn(input.topic(), || format!("dropping malformed message on {}: {e}", input.topic()));
-                return;
             }
-        };
-        match decoded {
-            Decoded::Camera(msg) => self.on_camera(input, msg),
-            Decoded::Init(det) => self.on_init(&det),
-            Decoded::Reset => self.on_reset(),
+        }
+    }
+
+    /// [`NodeCore::handle`] for a transport whose middleware has already decoded the message
+    /// (with the same mirror structs). A message of the wrong kind for `input` is dropped and
+    /// counted as malformed.
+    pub fn handle_message(&self, input: Input, msg: InputMessage) {
+        self.shared.stats().received[input.index()] += 1;
+        match (input, msg) {
+            (Input::Rgb | Input::Aux, InputMessage::Image(m)) => self.on_camera(input, CameraMsg::Raw(m)),
+            (Input::RgbCompressed | Input::AuxCompressed, InputMessage::CompressedImage(m)) => {
+                self.on_camera(input, CameraMsg::Compressed(m))
+            }
+            (Input::Init, InputMessage::Init(det)) => self.on_init(&det),
+            (Input::Reset, InputMessage::Reset) => self.on_reset(),
+            (_, other) => {
+                self.shared.stats().malformed[input.index()] += 1;
+                let kind = other.kind();
+                self.shared.warn(input.topic(), || format!("dropping a {kind} received on {}", input.topic()));
+            }
         }
     }
 
@@ -721,10 +729,37 @@ impl SyncedPair {
     }
 }
 
-enum Decoded {
-    Camera(CameraMsg),
+/// One decoded input message.
+#[derive(Debug, Clone)]
+pub enum InputMessage {
+    Image(Image),
+    CompressedImage(CompressedImage),
     Init(Detection2D),
     Reset,
+}
+
+impl InputMessage {
+    /// Decodes CDR (with encapsulation header) as the type `input` carries.
+    pub fn decode(input: Input, cdr: &[u8]) -> Result<Self, MsgError> {
+        Ok(match input {
+            Input::Rgb | Input::Aux => InputMessage::Image(Image::decode(cdr)?),
+            Input::RgbCompressed | Input::AuxCompressed => InputMessage::CompressedImage(CompressedImage::decode(cdr)?),
+            Input::Init => InputMessage::Init(Detection2D::decode(cdr)?),
+            Input::Reset => {
+                Empty::decode(cdr)?;
+                InputMessage::Reset
+            }
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            InputMessage::Image(_) => Image::TYPE_NAME,
+            InputMessage::CompressedImage(_) => CompressedImage::TYPE_NAME,
+            InputMessage::Init(_) => Detection2D::TYPE_NAME,
+            InputMessage::Reset => Empty::TYPE_NAME,
+        }
+    }
 }
 
 /// The inference thread's state besides the tracker.
@@ -734,11 +769,14 @@ struct Inference<'a> {
     params_generation: u64,
     params: NodeParams,
     initial_box_used: bool,
+    /// Stamp of the newest pair answered on `~/detections`.
+    last_answered_ns: Option<i64>,
 }
 
 fn inference_loop(shared: &Shared, tracker: Tracker) {
     let (params_generation, params) = shared.params();
-    let mut inf = Inference { shared, tracker, params_generation, params, initial_box_used: false };
+    let mut inf =
+        Inference { shared, tracker, params_generation, params, initial_box_used: false, last_answered_ns: None };
     while let Some(work) = shared.work.take() {
         inf.refresh_params();
         if work.reset {
@@ -824,6 +862,15 @@ impl Inference<'_> {
             },
         };
         let inference_ms = start.elapsed().as_secs_f64() * 1e3;
+        // Outputs stay in stamp order: an init on a buffered frame that was already answered
+        // starts the track there, and the next pair carries the first box.
+        if self.last_answered_ns.is_some_and(|last| pair.stamp_ns <= last) {
+            let mut stats = self.shared.stats();
+            stats.state = Some(self.tracker.state());
+            stats.last_score = result.map_or(0.0, |r| r.score);
+            return;
+        }
+        self.last_answered_ns = Some(pair.stamp_ns);
         let header = pair.rgb.header().clone();
         let track_id = self.shared.stats().track_id;
         self.shared.publish(Output::Detections, &detections(&header, result.as_ref(), &self.params.class_id, track_id));
