@@ -2,7 +2,6 @@
 //! sheet and the boxes. The README's demo.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 
@@ -38,7 +37,7 @@ pub fn parse_box(s: &str) -> Result<BoxXywh, String> {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     let seq = Sequence::open_rgbt(&args.sequence)?;
-    let model = Arc::new(args.model.build()?);
+    let model = args.model.build()?;
     let trained = args.model.model.is_some();
     let mut tracker = Tracker::new(model, TrackerConfig::default()).map_err(anyhow::Error::msg)?;
     let frames_dir = args.out.join("frames");

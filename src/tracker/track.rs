@@ -1,8 +1,6 @@
 //! The `Tracker`: template at init, search crop + network + decode per frame, and the target
 //! state machine (Uninitialised -> Tracking <-> Lost), which the reference tracker does not have.
 
-use std::sync::Arc;
-
 use tch::{Device, Tensor};
 
 use super::decode::{decode, hann2d, DecodeError, HostMaps};
@@ -127,7 +125,7 @@ pub struct StepDetail {
 /// # fn frames() -> Vec<patrack::sensor::ImageU8> { vec![] }
 /// let mut model = PATrack::new(ModelConfig::vit_base(), tch::Device::Cpu, Precision::Fp32)?;
 /// model.fill_hashed(); // or load trained weights
-/// let mut tracker = Tracker::new(std::sync::Arc::new(model), TrackerConfig::default())?;
+/// let mut tracker = Tracker::new(model, TrackerConfig::default())?;
 /// let frames = frames();
 /// tracker.init(&frames[0], BoxXywh::new(128.0, 92.0, 36.0, 28.0))?;
 /// for frame in &frames[1..] {
@@ -137,7 +135,7 @@ pub struct StepDetail {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Tracker {
-    model: Arc<PATrack>,
+    model: PATrack,
     cfg: TrackerConfig,
     window: Vec<f32>,
     template_tokens: Option<Tensor>,
@@ -149,7 +147,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(model: Arc<PATrack>, cfg: TrackerConfig) -> Result<Self, String> {
+    pub fn new(model: PATrack, cfg: TrackerConfig) -> Result<Self, String> {
         cfg.validate()?;
         let side = model.cfg.search_feat() as usize;
         Ok(Self {
@@ -178,6 +176,11 @@ impl Tracker {
 
     pub fn model(&self) -> &PATrack {
         &self.model
+    }
+
+    /// Gives the network back (e.g. to build a tracker with other settings).
+    pub fn into_model(self) -> PATrack {
+        self.model
     }
 
     pub fn state(&self) -> TargetState {
