@@ -2,7 +2,7 @@
 //! (`sample_target` of `lib/train/data/processing_utils.py`, `cv2.resize` on uint8, and
 //! `PreprocessorMM.process` of `lib/test/tracker/data_utils.py`).
 //!
-//! The padded crop is never materialised: the resize reads the frame through a [`PaddedView`]
+//! The padded crop is never materialised: the resize reads the frame through a `PaddedView`
 //! that answers zero outside the copied window, so a 900 px search crop costs
 //! O(out * out * channels), like the 256 px one.
 
@@ -123,7 +123,11 @@ pub fn crop_window(
         return Err(PreprocessError::InvalidFactor(factor));
     }
     let crop_size_f = ((w * h).sqrt() * factor).ceil();
-    if !(crop_size_f >= 1.0 && crop_size_f <= MAX_CROP_SIZE_PX as f64) {
+    if crop_size_f < 1.0 {
+        // The reference raises "Too small bounding box." here (w * h underflowed to 0).
+        return Err(PreprocessError::InvalidBox { box_xywh });
+    }
+    if crop_size_f > MAX_CROP_SIZE_PX as f64 {
         return Err(PreprocessError::CropTooLarge {
             crop_size_px: crop_size_f,
         });
@@ -576,6 +580,10 @@ mod tests {
         assert!(matches!(
             sample_target(&frame, [1e300, 0.0, 5.0, 5.0], 2.0, 16),
             Err(PreprocessError::BoxOutOfRange { .. })
+        ));
+        assert!(matches!(
+            sample_target(&frame, [0.0, 0.0, 1e-200, 1e-200], 4.0, 16),
+            Err(PreprocessError::InvalidBox { .. })
         ));
         assert!(matches!(
             sample_target(&frame, [0.0, 0.0, 1e6, 1e6], 4.0, 16),
