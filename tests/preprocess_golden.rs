@@ -333,3 +333,107 @@ fn crops_then_normalisation_reproduce_the_network_input() {
     );
     assert_eq!(bit_mismatches, 0);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Wider OpenCV coverage (tests/data/cv2_reference.safetensors, written by
+// tests/data/gen_sensor_fixtures.py with opencv-python-headless): odd sizes and channel counts,
+// and the official `sample_target` on 40 random boxes around a small 6-channel image.
+
+const CV2_REFERENCE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/data/cv2_reference.safetensors"
+);
+
+struct Cv2Reference {
+    bytes: Vec<u8>,
+}
+
+impl Cv2Reference {
+    fn load() -> Self {
+        Self {
+            bytes: std::fs::read(CV2_REFERENCE).expect("read tests/data/cv2_reference.safetensors"),
+        }
+    }
+
+    fn metadata_json<T: serde::de::DeserializeOwned>(&self, key: &str) -> T {
+        let (_, metadata) = SafeTensors::read_metadata(&self.bytes).expect("safetensors header");
+        let text = metadata
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get(key))
+            .expect("metadata key")
+            .clone();
+        serde_json::from_str(&text).expect("metadata json")
+    }
+
+    fn image(&self, name: &str) -> ImageU8 {
+        let st = SafeTensors::deserialize(&self.bytes).expect("parse safetensors");
+        let t = st.tensor(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(t.dtype(), Dtype::U8);
+        let shape = t.shape();
+        ImageU8::from_vec(shape[1], shape[0], shape[2], t.data().to_vec())
+            .expect("consistent image")
+    }
+}
+
+#[test]
+fn resize_matches_opencv_for_odd_sizes_and_channel_counts() {
+    let reference = Cv2Reference::load();
+    let cases: Vec<(usize, usize, usize, usize, usize)> = reference.metadata_json("resize_cases");
+    assert!(cases.len() >= 10);
+    for (i, &(channels, in_w, in_h, out_w, out_h)) in cases.iter().enumerate() {
+        let src = reference.image(&format!("resize.{i}.src"));
+        let expected = reference.image(&format!("resize.{i}.dst"));
+        assert_eq!(
+            (src.width, src.height, src.channels),
+            (in_w, in_h, channels)
+        );
+        let got = patrack::tracker::preprocess::resize_u8(&src, out_w, out_h).expect("resize");
+        let (max_diff, count) = diff_u8(&got.data, &expected.data);
+        println!(
+            "resize {channels}ch {in_w}x{in_h} -> {out_w}x{out_h}: max |diff| = {max_diff} over {count} bytes (tolerance 0)"
+        );
+        assert_eq!(count, 0, "case {i}");
+    }
+}
+
+#[derive(Deserialize)]
+struct RandomCrop {
+    box_xywh: [f64; 4],
+    factor: f64,
+    output_size: usize,
+    resize_factor: String,
+}
+
+#[test]
+fn sample_target_matches_the_official_code_on_random_boxes() {
+    let reference = Cv2Reference::load();
+    let cases: Vec<RandomCrop> = reference.metadata_json("crop_cases");
+    assert_eq!(cases.len(), 40);
+    let scene = reference.image("crops.scene");
+    let mut padded_cases = 0;
+    for (i, case) in cases.iter().enumerate() {
+        let crop =
+            sample_target(&scene, case.box_xywh, case.factor, case.output_size).expect("crop");
+        let w = crop.window;
+        padded_cases +=
+            usize::from(w.pad_left_px + w.pad_right_px + w.pad_top_px + w.pad_bottom_px > 0);
+        let expected_factor: f64 = case.resize_factor.parse().expect("float repr");
+        assert_eq!(
+            crop.resize_factor.to_bits(),
+            expected_factor.to_bits(),
+            "case {i}"
+        );
+        let expected = reference.image(&format!("crops.{i}.patch"));
+        let (max_diff, count) = diff_u8(&crop.patch.data, &expected.data);
+        println!(
+            "crop {i:>2} box {:?} x{} crop {:>3} -> {:>2}: max |diff| = {max_diff} over {count} bytes (tolerance 0)",
+            case.box_xywh, case.factor, crop.crop_size, case.output_size
+        );
+        assert_eq!(count, 0, "case {i}");
+    }
+    assert!(
+        padded_cases > 10,
+        "the random boxes should exercise the padding ({padded_cases})"
+    );
+}
