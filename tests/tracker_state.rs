@@ -108,7 +108,10 @@ fn three_modality_pairs_run_end_to_end() {
         for _ in 0..3 {
             let r = t.track(&frame).unwrap();
             let b = r.bbox;
-            assert!(b.is_finite() && b.x >= 0.0 && b.y >= 0.0 && b.x + b.w <= 160.0 && b.y + b.h <= 120.0, "{modality:?} {b:?}");
+            assert!(
+                b.is_finite() && b.x >= 0.0 && b.y >= 0.0 && b.x + b.w <= 160.0 && b.y + b.h <= 120.0,
+                "{modality:?} {b:?}"
+            );
         }
     }
 }

@@ -31,7 +31,9 @@ pub enum LoadError {
 /// The configuration recorded in a checkpoint's metadata, if any.
 pub fn recorded_config(ckpt: &Checkpoint) -> Result<Option<ModelConfig>, LoadError> {
     match ckpt.meta(CONFIG_METADATA_KEY) {
-        Some(MetaValue::Str(json)) => serde_json::from_str(json).map(Some).map_err(|e| LoadError::Config(e.to_string())),
+        Some(MetaValue::Str(json)) => {
+            serde_json::from_str(json).map(Some).map_err(|e| LoadError::Config(e.to_string()))
+        }
         Some(other) => Err(LoadError::Config(format!("{CONFIG_METADATA_KEY} is {other}, not a JSON string"))),
         None => Ok(None),
     }
@@ -39,7 +41,12 @@ pub fn recorded_config(ckpt: &Checkpoint) -> Result<Option<ModelConfig>, LoadErr
 
 /// Loads `.safetensors` or an official `.pth.tar`. The configuration recorded in the file wins;
 /// otherwise `fallback` (default: the official ViT-B) is used.
-pub fn load_file(path: &Path, fallback: Option<ModelConfig>, device: Device, precision: Precision) -> Result<PATrack, LoadError> {
+pub fn load_file(
+    path: &Path,
+    fallback: Option<ModelConfig>,
+    device: Device,
+    precision: Precision,
+) -> Result<PATrack, LoadError> {
     let ckpt = checkpoint::read_any(path)?;
     let cfg = recorded_config(&ckpt)?.or(fallback).unwrap_or_default();
     let mut model = PATrack::new(cfg, device, precision)?;

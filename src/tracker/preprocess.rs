@@ -39,12 +39,7 @@ pub enum PreprocessError {
     #[error("{what} of {bytes} bytes exceeds the {MAX_BUFFER_BYTES} byte limit")]
     TooManyBytes { what: &'static str, bytes: u128 },
     #[error("image buffer of {len} bytes does not match its {width}x{height}x{channels} header (or it is empty)")]
-    InconsistentImage {
-        width: usize,
-        height: usize,
-        channels: usize,
-        len: usize,
-    },
+    InconsistentImage { width: usize, height: usize, channels: usize, len: usize },
     #[error("cannot build the input tensor")]
     Torch(#[from] tch::TchError),
 }
@@ -128,9 +123,7 @@ pub fn crop_window(
         return Err(PreprocessError::InvalidBox { box_xywh });
     }
     if crop_size_f > MAX_CROP_SIZE_PX as f64 {
-        return Err(PreprocessError::CropTooLarge {
-            crop_size_px: crop_size_f,
-        });
+        return Err(PreprocessError::CropTooLarge { crop_size_px: crop_size_f });
     }
     // Python evaluates `round(x + 0.5 * w - crop_sz * 0.5)` left to right, round half to even.
     let x1_f = (x + 0.5 * w - crop_size_f * 0.5).round_ties_even();
@@ -221,9 +214,7 @@ impl<'a> PaddedView<'a> {
         let source = if self.valid_y.contains(&vy) && !self.valid_x.is_empty() {
             let x = (self.valid_x.start as i64 + self.x0) as usize;
             let start = y as usize * stride + x * channels;
-            self.image
-                .data
-                .get(start..start + self.valid_x.len() * channels)
+            self.image.data.get(start..start + self.valid_x.len() * channels)
         } else {
             None
         };
@@ -242,12 +233,7 @@ impl<'a> PaddedView<'a> {
 
 /// Crops the box's neighbourhood and resizes it to `out x out`, exactly as the reference
 /// `sample_target(frame, box, factor, out)` does with `cv2.resize` (any channel count).
-pub fn sample_target(
-    frame: &ImageU8,
-    box_xywh: [f64; 4],
-    factor: f64,
-    out: usize,
-) -> Result<Crop, PreprocessError> {
+pub fn sample_target(frame: &ImageU8, box_xywh: [f64; 4], factor: f64, out: usize) -> Result<Crop, PreprocessError> {
     check_image(frame)?;
     check_output_size(out, out, frame.channels)?;
     let window = crop_window(box_xywh, factor, frame.width, frame.height)?;
@@ -255,22 +241,13 @@ pub fn sample_target(
     check_bytes("crop row buffers", [window.crop_size_px, frame.channels, 3])?;
     let view = PaddedView::crop(frame, &window);
     let patch = resize_view(&view, out, out);
-    Ok(Crop {
-        patch,
-        resize_factor: out as f64 / window.crop_size_px as f64,
-        crop_size: window.crop_size_px,
-        window,
-    })
+    Ok(Crop { patch, resize_factor: out as f64 / window.crop_size_px as f64, crop_size: window.crop_size_px, window })
 }
 
 /// `cv2.resize(src, (out_width, out_height))` with the default `INTER_LINEAR` on uint8, bit-exact
 /// (including OpenCV's silent switch to `INTER_AREA` for an exact 2x downscale and the plain
 /// copy at equal size), for any channel count.
-pub fn resize_u8(
-    src: &ImageU8,
-    out_width: usize,
-    out_height: usize,
-) -> Result<ImageU8, PreprocessError> {
+pub fn resize_u8(src: &ImageU8, out_width: usize, out_height: usize) -> Result<ImageU8, PreprocessError> {
     check_image(src)?;
     check_output_size(out_width, out_height, src.channels)?;
     Ok(resize_view(&PaddedView::whole(src), out_width, out_height))
@@ -308,20 +285,15 @@ fn area_half(view: &PaddedView<'_>, out: &mut ImageU8) {
     for (dy, out_row) in out.data.chunks_exact_mut(out.width * channels).enumerate() {
         view.fill_row(2 * dy, &mut top);
         view.fill_row(2 * dy + 1, &mut bottom);
-        let blocks = top
-            .chunks_exact(2 * channels)
-            .zip(bottom.chunks_exact(2 * channels));
+        let blocks = top.chunks_exact(2 * channels).zip(bottom.chunks_exact(2 * channels));
         for (out_px, (t, b)) in out_row.chunks_exact_mut(channels).zip(blocks) {
             let (t0, t1) = t.split_at(channels);
             let (b0, b1) = b.split_at(channels);
             for (c, o) in out_px.iter_mut().enumerate() {
                 let sum = u32::from(t0[c]) + u32::from(t1[c]) + u32::from(b0[c]) + u32::from(b1[c]);
                 let (quotient, remainder) = (sum >> 2, sum & 3);
-                let round_up = if half_up {
-                    remainder >= 2
-                } else {
-                    remainder > 2 || (remainder == 2 && quotient & 1 == 1)
-                };
+                let round_up =
+                    if half_up { remainder >= 2 } else { remainder > 2 || (remainder == 2 && quotient & 1 == 1) };
                 *o = (quotient + u32::from(round_up)).min(255) as u8;
             }
         }
@@ -347,10 +319,7 @@ fn source_position(d: usize, scale: f64) -> (i64, f32) {
 
 fn weights(f: f32) -> (i32, i32) {
     // Both products are exact (power-of-two scale); the round matches cvRound (half to even).
-    (
-        ((1.0 - f) * RESIZE_COEF_SCALE).round_ties_even() as i32,
-        (f * RESIZE_COEF_SCALE).round_ties_even() as i32,
-    )
+    (((1.0 - f) * RESIZE_COEF_SCALE).round_ties_even() as i32, (f * RESIZE_COEF_SCALE).round_ties_even() as i32)
 }
 
 /// Horizontal taps: a tap outside the source collapses onto the edge pixel with weights (2048, 0).
@@ -368,12 +337,7 @@ fn horizontal_taps(in_size: usize, out_size: usize) -> Vec<Tap> {
             }
             let (weight0, weight1) = weights(f);
             let src0 = s as usize;
-            Tap {
-                src0,
-                src1: (src0 + 1).min(last as usize),
-                weight0,
-                weight1,
-            }
+            Tap { src0, src1: (src0 + 1).min(last as usize), weight0, weight1 }
         })
         .collect()
 }
@@ -386,22 +350,13 @@ fn vertical_taps(in_size: usize, out_size: usize) -> Vec<Tap> {
         .map(|d| {
             let (s, f) = source_position(d, scale);
             let (weight0, weight1) = weights(f);
-            Tap {
-                src0: s.clamp(0, last) as usize,
-                src1: (s + 1).clamp(0, last) as usize,
-                weight0,
-                weight1,
-            }
+            Tap { src0: s.clamp(0, last) as usize, src1: (s + 1).clamp(0, last) as usize, weight0, weight1 }
         })
         .collect()
 }
 
 /// Horizontal pass of one source row: `w0 * p[s0] + w1 * p[s1]` per output pixel and channel.
-fn reduce_row<const C: usize>(
-    source: &[u8],
-    taps: &[(usize, usize, i32, i32)],
-    reduced: &mut [i32],
-) {
+fn reduce_row<const C: usize>(source: &[u8], taps: &[(usize, usize, i32, i32)], reduced: &mut [i32]) {
     for (&(o0, o1, w0, w1), out_px) in taps.iter().zip(reduced.chunks_exact_mut(C)) {
         let (Some(p0), Some(p1)) = (source.get(o0..o0 + C), source.get(o1..o1 + C)) else {
             continue;
@@ -412,15 +367,9 @@ fn reduce_row<const C: usize>(
     }
 }
 
-fn reduce_row_any(
-    source: &[u8],
-    taps: &[(usize, usize, i32, i32)],
-    reduced: &mut [i32],
-    channels: usize,
-) {
+fn reduce_row_any(source: &[u8], taps: &[(usize, usize, i32, i32)], reduced: &mut [i32], channels: usize) {
     for (&(o0, o1, w0, w1), out_px) in taps.iter().zip(reduced.chunks_exact_mut(channels)) {
-        let (Some(p0), Some(p1)) = (source.get(o0..o0 + channels), source.get(o1..o1 + channels))
-        else {
+        let (Some(p0), Some(p1)) = (source.get(o0..o0 + channels), source.get(o1..o1 + channels)) else {
             continue;
         };
         for ((h, &a), &b) in out_px.iter_mut().zip(p0).zip(p1) {
@@ -501,9 +450,8 @@ pub fn normalize_into(patch: &ImageU8, out: &mut Vec<f32>) -> Result<(), Preproc
     let plane = patch.width * patch.height;
     // The result depends only on the byte value and the channel's statistics, so a 256-entry
     // table per RGB channel computed with the exact formula gives identical values, faster.
-    let tables: [[f32; 256]; 3] = std::array::from_fn(|c| {
-        std::array::from_fn(|p| (p as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c])
-    });
+    let tables: [[f32; 256]; 3] =
+        std::array::from_fn(|c| std::array::from_fn(|p| (p as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]));
     out.clear();
     out.resize(plane * channels, 0.0);
     for (c, out_plane) in out.chunks_exact_mut(plane).enumerate() {
@@ -518,12 +466,7 @@ pub fn normalize_into(patch: &ImageU8, out: &mut Vec<f32>) -> Result<(), Preproc
 /// The normalised patch as a `(1, C, H, W)` float32 CPU tensor.
 pub fn normalize_to_tensor(patch: &ImageU8) -> Result<tch::Tensor, PreprocessError> {
     let values = normalize(patch)?;
-    let shape = [
-        1,
-        patch.channels as i64,
-        patch.height as i64,
-        patch.width as i64,
-    ];
+    let shape = [1, patch.channels as i64, patch.height as i64, patch.width as i64];
     Ok(tch::Tensor::f_from_slice(&values)?.f_view(shape)?)
 }
 
@@ -532,15 +475,8 @@ mod tests {
     use super::*;
 
     fn ramp(width: usize, height: usize, channels: usize) -> ImageU8 {
-        let data = (0..width * height * channels)
-            .map(|i| (i * 7 % 251) as u8)
-            .collect();
-        ImageU8 {
-            width,
-            height,
-            channels,
-            data,
-        }
+        let data = (0..width * height * channels).map(|i| (i * 7 % 251) as u8).collect();
+        ImageU8 { width, height, channels, data }
     }
 
     #[test]
@@ -549,33 +485,18 @@ mod tests {
         let w = crop_window([140.0, 100.0, 40.0, 30.0], 4.0, 320, 240).unwrap();
         assert_eq!((w.crop_size_px, w.x1_px, w.y1_px), (139, 90, 46));
         let w = crop_window([272.0, 192.0, 32.0, 32.0], 2.0, 320, 240).unwrap();
-        assert_eq!(
-            (w.crop_size_px, w.pad_right_px, w.pad_bottom_px),
-            (64, 1, 1)
-        );
+        assert_eq!((w.crop_size_px, w.pad_right_px, w.pad_bottom_px), (64, 1, 1));
         let w = crop_window([18.0, 13.5, 30.0, 41.0], 2.0, 320, 240).unwrap();
-        assert_eq!(
-            (w.x1_px, w.y1_px, w.pad_left_px, w.pad_top_px),
-            (-2, -2, 2, 2)
-        );
+        assert_eq!((w.x1_px, w.y1_px, w.pad_left_px, w.pad_top_px), (-2, -2, 2, 2));
     }
 
     #[test]
     fn invalid_boxes_are_rejected() {
         let frame = ramp(10, 10, 6);
-        for b in [
-            [0.0, 0.0, 0.0, 5.0],
-            [0.0, 0.0, 5.0, -1.0],
-            [f64::NAN, 0.0, 5.0, 5.0],
-            [0.0, 0.0, f64::INFINITY, 5.0],
-        ] {
-            assert!(
-                matches!(
-                    sample_target(&frame, b, 2.0, 16),
-                    Err(PreprocessError::InvalidBox { .. })
-                ),
-                "{b:?}"
-            );
+        for b in
+            [[0.0, 0.0, 0.0, 5.0], [0.0, 0.0, 5.0, -1.0], [f64::NAN, 0.0, 5.0, 5.0], [0.0, 0.0, f64::INFINITY, 5.0]]
+        {
+            assert!(matches!(sample_target(&frame, b, 2.0, 16), Err(PreprocessError::InvalidBox { .. })), "{b:?}");
         }
         assert!(matches!(
             sample_target(&frame, [1e300, 0.0, 5.0, 5.0], 2.0, 16),
@@ -589,26 +510,15 @@ mod tests {
             sample_target(&frame, [0.0, 0.0, 1e6, 1e6], 4.0, 16),
             Err(PreprocessError::CropTooLarge { .. })
         ));
-        assert!(matches!(
-            sample_target(&frame, [0.0, 0.0, 5.0, 5.0], 0.0, 16),
-            Err(PreprocessError::InvalidFactor(_))
-        ));
+        assert!(matches!(sample_target(&frame, [0.0, 0.0, 5.0, 5.0], 0.0, 16), Err(PreprocessError::InvalidFactor(_))));
         assert!(sample_target(&frame, [0.0, 0.0, 5.0, 5.0], 2.0, 0).is_err());
         let wide = ImageU8::zeros(1, 1, 1 << 23);
         assert!(matches!(
             sample_target(&wide, [0.0, 0.0, 5.0, 5.0], 4.0, 8),
             Err(PreprocessError::TooManyBytes { .. })
         ));
-        assert!(matches!(
-            resize_u8(&wide, 20, 20),
-            Err(PreprocessError::TooManyBytes { .. })
-        ));
-        let broken = ImageU8 {
-            width: 4,
-            height: 4,
-            channels: 3,
-            data: vec![0; 7],
-        };
+        assert!(matches!(resize_u8(&wide, 20, 20), Err(PreprocessError::TooManyBytes { .. })));
+        let broken = ImageU8 { width: 4, height: 4, channels: 3, data: vec![0; 7] };
         assert!(matches!(
             sample_target(&broken, [0.0, 0.0, 2.0, 2.0], 2.0, 8),
             Err(PreprocessError::InconsistentImage { .. })
@@ -631,11 +541,7 @@ mod tests {
         assert_eq!((crop.window.x1_px, crop.window.pad_right_px), (12, 1));
         for y in 0..8 {
             for x in 0..8 {
-                let expected: &[u8] = if x < 7 && y < 7 {
-                    frame.pixel(12 + x, 12 + y)
-                } else {
-                    &[0, 0]
-                };
+                let expected: &[u8] = if x < 7 && y < 7 { frame.pixel(12 + x, 12 + y) } else { &[0, 0] };
                 assert_eq!(crop.patch.pixel(x, y), expected, "at ({x},{y})");
             }
         }
@@ -646,46 +552,26 @@ mod tests {
         // Block sums of 2 and 6 (quotient 0 / 1, remainder 2): half-up gives 1 and 2, half-even 0 and 2.
         // Two 2x2 blocks side by side: rows [1 1 3 3] and [0 0 0 0], every channel alike.
         for (channels, expected) in [(1usize, [1u8, 2]), (2, [0, 2]), (3, [1, 2]), (6, [0, 2])] {
-            let data: Vec<u8> = [1u8, 1, 3, 3, 0, 0, 0, 0]
-                .iter()
-                .flat_map(|&v| std::iter::repeat_n(v, channels))
-                .collect();
-            let src = ImageU8 {
-                width: 4,
-                height: 2,
-                channels,
-                data,
-            };
+            let data: Vec<u8> =
+                [1u8, 1, 3, 3, 0, 0, 0, 0].iter().flat_map(|&v| std::iter::repeat_n(v, channels)).collect();
+            let src = ImageU8 { width: 4, height: 2, channels, data };
             let out = resize_u8(&src, 2, 1).unwrap();
             for (got, want) in out.data.chunks_exact(channels).zip(expected) {
-                assert!(
-                    got.iter().all(|&v| v == want),
-                    "channels {channels}: {got:?} vs {want}"
-                );
+                assert!(got.iter().all(|&v| v == want), "channels {channels}: {got:?} vs {want}");
             }
         }
     }
 
     #[test]
     fn linear_upscale_of_a_constant_is_constant() {
-        let src = ImageU8 {
-            width: 3,
-            height: 5,
-            channels: 6,
-            data: vec![201; 3 * 5 * 6],
-        };
+        let src = ImageU8 { width: 3, height: 5, channels: 6, data: vec![201; 3 * 5 * 6] };
         let out = resize_u8(&src, 17, 11).unwrap();
         assert!(out.data.iter().all(|&v| v == 201));
     }
 
     #[test]
     fn normalisation_formula() {
-        let patch = ImageU8 {
-            width: 1,
-            height: 1,
-            channels: 6,
-            data: vec![0, 255, 128, 0, 255, 128],
-        };
+        let patch = ImageU8 { width: 1, height: 1, channels: 6, data: vec![0, 255, 128, 0, 255, 128] };
         let v = normalize(&patch).unwrap();
         assert_eq!(v[0], (0.0f32 / 255.0 - 0.485) / 0.229);
         assert_eq!(v[4], (255.0f32 / 255.0 - 0.456) / 0.224);

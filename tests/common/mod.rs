@@ -13,10 +13,7 @@ pub fn data_path(name: &str) -> PathBuf {
 /// All tensors of a safetensors fixture by name.
 pub fn load_golden(name: &str) -> HashMap<String, Tensor> {
     let path = data_path(name);
-    Tensor::read_safetensors(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-        .into_iter()
-        .collect()
+    Tensor::read_safetensors(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())).into_iter().collect()
 }
 
 /// Max |a - b| over all elements, in f64.
