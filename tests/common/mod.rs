@@ -6,8 +6,25 @@ use std::path::PathBuf;
 
 use tch::{Kind, Tensor};
 
+/// A fixture; `PATRACK_TEST_DATA` overrides the folder (for test binaries run on another machine).
 pub fn data_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    match std::env::var_os("PATRACK_TEST_DATA") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name),
+    }
+}
+
+/// The device the parity tests run on: `PATRACK_TEST_DEVICE` (`cpu` by default, `cuda` in the GPU
+/// check script). On CUDA, TF32 is switched off so fp32 results keep fp32 accuracy.
+pub fn test_device() -> tch::Device {
+    let name = std::env::var("PATRACK_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device = patrack::device::parse_device(&name).unwrap_or_else(|e| panic!("PATRACK_TEST_DEVICE: {e}"));
+    if device.is_cuda() {
+        patrack::device::set_tf32(false);
+        assert!(!patrack::device::tf32_cudnn(), "TF32 must be off for fp32 parity");
+    }
+    println!("test device: {name}");
+    device
 }
 
 /// All tensors of a safetensors fixture by name.
