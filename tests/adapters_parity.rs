@@ -28,7 +28,12 @@ fn psfm_matches_official_at_both_sizes() {
     let psfm = Psfm::new(vs.root() / "backbone" / "blocks" / 3 / "highfuseadapter1", &cfg);
     hashinit::fill_var_store(&vs);
     for side in [16, 8] {
-        let out = tch::no_grad(|| psfm.forward(&g[&format!("psfm.rgb{side}")].to_device(vs.device()), &g[&format!("psfm.aux{side}")].to_device(vs.device())));
+        let out = tch::no_grad(|| {
+            psfm.forward(
+                &g[&format!("psfm.rgb{side}")].to_device(vs.device()),
+                &g[&format!("psfm.aux{side}")].to_device(vs.device()),
+            )
+        });
         assert_close(&format!("psfm rgb{side}"), &out.rgb, &g[&format!("psfm.out_rgb{side}")], 1e-4);
         assert_close(&format!("psfm aux{side}"), &out.aux, &g[&format!("psfm.out_aux{side}")], 1e-4);
     }

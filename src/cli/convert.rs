@@ -36,7 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if !args.no_check {
         let mut model = PATrack::new(cfg.clone(), tch::Device::Cpu, crate::device::Precision::Fp32)?;
         let report = load_checkpoint(&mut model, &ckpt)
-            .context("the weights do not fit the network (use --no-check to convert anyway)")?;
+            .context("checking the weights against the network (--no-check converts anyway)")?;
         println!("checked: {} tensors fit the network, {} dead entries kept", report.loaded, report.dead_ignored);
     }
     let mut metadata: Vec<(String, MetaValue)> =

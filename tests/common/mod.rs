@@ -29,8 +29,12 @@ pub fn test_device() -> tch::Device {
 
 /// All tensors of a safetensors fixture by name.
 pub fn load_golden(name: &str) -> HashMap<String, Tensor> {
-    let path = data_path(name);
-    Tensor::read_safetensors(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())).into_iter().collect()
+    load_golden_path(&data_path(name))
+}
+
+/// All tensors of a safetensors file by name.
+pub fn load_golden_path(path: &std::path::Path) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())).into_iter().collect()
 }
 
 /// Max |a - b| over all elements, in f64.
