@@ -74,3 +74,36 @@ fn run_tracks_the_sample_sequence_and_writes_results() {
     assert_eq!((sheet.width(), sheet.height()), (4 * 2 * 320, 2 * 240));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn saved_weights_load_back_identically_with_their_configuration() {
+    let dir = std::env::temp_dir().join(format!("patrack-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("tiny.safetensors");
+    let (ok, stdout, stderr) = patrack(&["init-weights", path.to_str().unwrap(), "--config", "tiny"]);
+    assert!(ok, "{stdout}{stderr}");
+    // The file records its configuration: loading with the vit_base fallback still builds tiny.
+    let loaded = patrack::model::load_file(
+        &path,
+        Some(patrack::model::ModelConfig::vit_base()),
+        tch::Device::Cpu,
+        patrack::device::Precision::Fp32,
+    )
+    .unwrap();
+    assert_eq!(loaded.cfg, patrack::model::ModelConfig::tiny());
+    let mut reference = patrack::model::PATrack::new(
+        patrack::model::ModelConfig::tiny(),
+        tch::Device::Cpu,
+        patrack::device::Precision::Fp32,
+    )
+    .unwrap();
+    reference.fill_hashed();
+    let a = loaded.vs.variables();
+    for (k, v) in reference.vs.variables() {
+        assert!(a[&k].equal(&v), "{k}");
+    }
+    // bf16 loading converts in the copy.
+    let bf16 = patrack::model::load_file(&path, None, tch::Device::Cpu, patrack::device::Precision::Bf16).unwrap();
+    assert!(bf16.vs.variables().values().all(|v| v.kind() == tch::Kind::BFloat16));
+    std::fs::remove_dir_all(&dir).ok();
+}

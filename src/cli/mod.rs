@@ -6,6 +6,7 @@ pub mod bench;
 pub mod common;
 pub mod convert;
 pub mod info;
+pub mod init_weights;
 pub mod run;
 
 /// PATrack multi-modal single-object tracker (RGB + thermal / depth / event) on libtorch.
@@ -24,6 +25,8 @@ pub enum Command {
     Run(run::Args),
     /// Convert an official .pth.tar checkpoint (or a state dict file) to .safetensors.
     Convert(convert::Args),
+    /// Write the deterministic test weights (untrained) as a .safetensors file.
+    InitWeights(init_weights::Args),
     /// Network and full-step latency, throughput and peak memory per device and precision.
     Bench(bench::Args),
 }
@@ -35,5 +38,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Run(a) => run::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::InitWeights(a) => init_weights::run(a),
     }
 }

@@ -99,3 +99,28 @@ fn copy_raw(vars: &HashMap<String, Tensor>, key: &str, raw: &RawTensor) -> Resul
     copy_into(vars, key, &view).map_err(ModelError::from)?;
     Ok(())
 }
+
+/// Writes the network's variables (official key names, f32) and its configuration to a
+/// `.safetensors` file that [`load_file`] and PyTorch's `safetensors.torch.load_file` read.
+pub fn save_file(model: &PATrack, path: &Path) -> Result<(), LoadError> {
+    let mut vars: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut tensors = Vec::with_capacity(vars.len());
+    for (key, var) in vars {
+        let t = var.to_device(Device::Cpu).to_kind(tch::Kind::Float).contiguous();
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        let values = Vec::<f32>::try_from(t.flatten(0, -1))
+            .map_err(|e| CheckpointError::BadTensor { name: key.clone(), reason: e.to_string() })?;
+        let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let raw = RawTensor::new(Dtype::F32, shape, data)
+            .map_err(|reason| CheckpointError::BadTensor { name: key.clone(), reason })?;
+        tensors.push((key, raw));
+    }
+    let cfg = serde_json::to_string(&model.cfg).map_err(|e| LoadError::Config(e.to_string()))?;
+    checkpoint::write_safetensors_with_metadata(
+        &tensors,
+        &[(CONFIG_METADATA_KEY.to_string(), MetaValue::Str(cfg))],
+        path,
+    )?;
+    Ok(())
+}
