@@ -17,6 +17,6 @@ pub mod dataset;
 pub mod device;
 pub mod model;
 pub mod overlay;
+pub mod ros;
 pub mod sensor;
 pub mod tracker;
-pub mod ros;

@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use common::{assert_close, load_golden};
 use patrack::device::Precision;
@@ -34,10 +33,10 @@ fn max_box_diff(a: BoxXywh, b: BoxXywh) -> f64 {
     a.to_array().iter().zip(b.to_array()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
 }
 
-fn model() -> Arc<PATrack> {
-    let mut m = PATrack::new(ModelConfig::vit_base(), Device::Cpu, Precision::Fp32).unwrap();
+fn model() -> PATrack {
+    let mut m = PATrack::new(ModelConfig::vit_base(), common::test_device(), Precision::Fp32).unwrap();
     m.fill_hashed();
-    Arc::new(m)
+    m
 }
 
 #[test]

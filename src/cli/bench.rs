@@ -3,7 +3,6 @@
 //! Each (device, precision) runs in a fresh child process so that its peak resident memory is its
 //! own. GPU timings synchronise the device before reading the clock.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -161,7 +160,7 @@ fn measure(args: &Args) -> anyhow::Result<Row> {
         // Fixed-size inputs: let cuDNN pick its fastest kernels once.
         tch::Cuda::cudnn_set_benchmark(true);
     }
-    let model = Arc::new(build_model(args.model.model.as_deref(), &args.model.config, device, precision)?);
+    let model = build_model(args.model.model.as_deref(), &args.model.config, device, precision)?;
     let cfg = model.cfg.clone();
     let z = Tensor::randn([1, 6, cfg.template_size, cfg.template_size], (Kind::Float, Device::Cpu));
     let x = Tensor::randn([1, 6, cfg.search_size, cfg.search_size], (Kind::Float, Device::Cpu)).to_device(device);
@@ -172,8 +171,8 @@ fn measure(args: &Args) -> anyhow::Result<Row> {
 
     let (w, h) = parse_frame(&args.frame)?;
     let frame = synthetic_frame(w, h);
-    let mut tracker = Tracker::new(model.clone(), TrackerConfig { lost_frames: 0, ..Default::default() })
-        .map_err(anyhow::Error::msg)?;
+    let mut tracker =
+        Tracker::new(model, TrackerConfig { lost_frames: 0, ..Default::default() }).map_err(anyhow::Error::msg)?;
     let init = BoxXywh::new(w as f64 * 0.45, h as f64 * 0.45, w as f64 * 0.1, h as f64 * 0.1);
     tracker.init(&frame, init)?;
     let (step_med, step_p10, step_p90) = time_ms(device, args.warmup, args.runs, || {

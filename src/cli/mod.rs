@@ -6,6 +6,7 @@ pub mod bench;
 pub mod common;
 pub mod convert;
 pub mod info;
+pub mod init_weights;
 #[cfg(feature = "dds")]
 pub mod node;
 pub mod run;
@@ -26,6 +27,8 @@ pub enum Command {
     Run(run::Args),
     /// Convert an official .pth.tar checkpoint (or a state dict file) to .safetensors.
     Convert(convert::Args),
+    /// Write the deterministic test weights (untrained) as a .safetensors file.
+    InitWeights(init_weights::Args),
     /// Network and full-step latency, throughput and peak memory per device and precision.
     Bench(bench::Args),
     /// The ROS 2 node over a pure-Rust DDS stack (no ROS install needed).
@@ -40,6 +43,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Run(a) => run::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::InitWeights(a) => init_weights::run(a),
         #[cfg(feature = "dds")]
         Command::Node(a) => node::run(a),
     }

@@ -89,12 +89,23 @@ impl Mlp {
 
 /// The adapters of one block. Official blocks declare both kinds; only one kind is used per block,
 /// so only that kind is built here (the other's weights are dead and the loader skips them).
+// Built once per block and never moved on the hot path, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum BlockAdapters {
     /// Modality-dependent adapter after attention (`adap_t`) and after the MLP (`adap2_t`).
     Mixer { adap_t: Mixer, adap2_t: Mixer },
     /// Modality-entangled adapter with its own input norms.
-    Entangled { highfuseadapter1: Psfm, highfuseadapter2: Psfm, norml1: nn::LayerNorm, norml2: nn::LayerNorm },
+    Entangled(Entangled),
+}
+
+/// The PSFM adapters of a block with their input norms.
+#[derive(Debug)]
+struct Entangled {
+    highfuseadapter1: Psfm,
+    highfuseadapter2: Psfm,
+    norml1: nn::LayerNorm,
+    norml2: nn::LayerNorm,
 }
 
 /// `backbone.blocks.i` (`CEABlock`), exact order of `attn_adapt_blocks.py` l.171-255.
@@ -120,17 +131,14 @@ impl Block {
     pub fn new(p: nn::Path, cfg: &ModelConfig, index: usize) -> Self {
         let c = cfg.embed_dim;
         let adapters = if cfg.is_entangled(index) {
-            BlockAdapters::Entangled {
+            BlockAdapters::Entangled(Entangled {
                 highfuseadapter1: Psfm::new(&p / "highfuseadapter1", cfg),
                 highfuseadapter2: Psfm::new(&p / "highfuseadapter2", cfg),
                 norml1: layer_norm(&p / "norml1", c),
                 norml2: layer_norm(&p / "norml2", c),
-            }
+            })
         } else {
-            BlockAdapters::Mixer {
-                adap_t: Mixer::new(&p / "adap_t", cfg),
-                adap2_t: Mixer::new(&p / "adap2_t", cfg),
-            }
+            BlockAdapters::Mixer { adap_t: Mixer::new(&p / "adap_t", cfg), adap2_t: Mixer::new(&p / "adap2_t", cfg) }
         };
         Self {
             norm1: layer_norm(&p / "norm1", c),
@@ -153,7 +161,8 @@ impl Block {
                 let h = self.norm2.forward(&s);
                 &s + self.mlp.forward(&h) + swap_streams(&adap2_t.forward(&h))
             }
-            BlockAdapters::Entangled { highfuseadapter1, highfuseadapter2, norml1, norml2 } => {
+            BlockAdapters::Entangled(e) => {
+                let Entangled { highfuseadapter1, highfuseadapter2, norml1, norml2 } = e;
                 // Adapter outputs pass through the block's own norm1/norm2 (official quirk).
                 let f = self.entangle(highfuseadapter1, &norml1.forward(s));
                 let s = s + self.attn.forward(&self.norm1.forward(s)) + self.norm1.forward(&f);

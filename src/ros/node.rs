@@ -431,21 +431,18 @@ impl NodeCore {
         let mut threads = Vec::new();
         let s = shared.clone();
         let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let inference = std::thread::Builder::new().name("patrack-inference".into()).spawn(move || {
-            // The tracker API shares the model through an Arc; here it never leaves this
-            // thread, so the Arc of a non-Sync model is sound.
-            #[allow(clippy::arc_with_non_send_sync)]
-            let model = Arc::new(model);
-            match Tracker::new(model, tracker_config) {
-                Ok(tracker) => {
-                    let _ = started_tx.send(Ok(()));
-                    inference_loop(&s, tracker);
+        let inference =
+            std::thread::Builder::new().name("patrack-inference".into()).spawn(move || {
+                match Tracker::new(model, tracker_config) {
+                    Ok(tracker) => {
+                        let _ = started_tx.send(Ok(()));
+                        inference_loop(&s, tracker);
+                    }
+                    Err(e) => {
+                        let _ = started_tx.send(Err(e));
+                    }
                 }
-                Err(e) => {
-                    let _ = started_tx.send(Err(e));
-                }
-            }
-        });
+            });
         threads.push(inference.map_err(|e| NodeError::Thread("inference", e))?);
         match started_rx.recv() {
             Ok(Ok(())) => {}

@@ -1,8 +1,6 @@
 //! The `Tracker`: template at init, search crop + network + decode per frame, and the target
 //! state machine (Uninitialised -> Tracking <-> Lost), which the reference tracker does not have.
 
-use std::sync::Arc;
-
 use tch::{Device, Tensor};
 
 use super::decode::{decode, hann2d, DecodeError, HostMaps};
@@ -127,7 +125,7 @@ pub struct StepDetail {
 /// # fn frames() -> Vec<patrack::sensor::ImageU8> { vec![] }
 /// let mut model = PATrack::new(ModelConfig::vit_base(), tch::Device::Cpu, Precision::Fp32)?;
 /// model.fill_hashed(); // or load trained weights
-/// let mut tracker = Tracker::new(std::sync::Arc::new(model), TrackerConfig::default())?;
+/// let mut tracker = Tracker::new(model, TrackerConfig::default())?;
 /// let frames = frames();
 /// tracker.init(&frames[0], BoxXywh::new(128.0, 92.0, 36.0, 28.0))?;
 /// for frame in &frames[1..] {
@@ -137,7 +135,7 @@ pub struct StepDetail {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct Tracker {
-    model: Arc<PATrack>,
+    model: PATrack,
     cfg: TrackerConfig,
     window: Vec<f32>,
     template_tokens: Option<Tensor>,
@@ -149,7 +147,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(model: Arc<PATrack>, cfg: TrackerConfig) -> Result<Self, String> {
+    pub fn new(model: PATrack, cfg: TrackerConfig) -> Result<Self, String> {
         cfg.validate()?;
         let side = model.cfg.search_feat() as usize;
         Ok(Self {
@@ -178,6 +176,11 @@ impl Tracker {
 
     pub fn model(&self) -> &PATrack {
         &self.model
+    }
+
+    /// Gives the network back (e.g. to build a tracker with other settings).
+    pub fn into_model(self) -> PATrack {
+        self.model
     }
 
     pub fn state(&self) -> TargetState {
@@ -236,7 +239,8 @@ impl Tracker {
         if (frame.width, frame.height) != self.frame_size {
             // A new resolution invalidates the template's geometry: restart from the last box,
             // scaled to the new frame.
-            let (sx, sy) = (frame.width as f64 / self.frame_size.0 as f64, frame.height as f64 / self.frame_size.1 as f64);
+            let (sx, sy) =
+                (frame.width as f64 / self.frame_size.0 as f64, frame.height as f64 / self.frame_size.1 as f64);
             log::warn!(
                 "frame size changed from {}x{} to {}x{}: re-initialising on the scaled last box",
                 self.frame_size.0,
@@ -270,7 +274,16 @@ impl Tracker {
         frame: &ImageU8,
     ) -> Result<(HostMaps, BoxXywh, BoxXywh, f32), TrackError> {
         let maps = HostMaps::from_head(head)?;
-        let (unclipped, clipped, score) = box_from_maps(&maps, &self.window, prev, self.model.cfg.search_size as usize, resize_factor, frame.height, frame.width, self.cfg.clip_margin)?;
+        let (unclipped, clipped, score) = box_from_maps(
+            &maps,
+            &self.window,
+            prev,
+            self.model.cfg.search_size as usize,
+            resize_factor,
+            frame.height,
+            frame.width,
+            self.cfg.clip_margin,
+        )?;
         Ok((maps, unclipped, clipped, score))
     }
 
@@ -296,7 +309,13 @@ impl Tracker {
 
     /// The normalised (1, 6, out, out) crop on the model's device. On CUDA the frame is uploaded
     /// once and cropped/resized there; on the CPU the OpenCV-exact path is used.
-    fn crop_tensor(&self, frame: &ImageU8, bbox: BoxXywh, factor: f64, out: usize) -> Result<(Tensor, usize, f64), TrackError> {
+    fn crop_tensor(
+        &self,
+        frame: &ImageU8,
+        bbox: BoxXywh,
+        factor: f64,
+        out: usize,
+    ) -> Result<(Tensor, usize, f64), TrackError> {
         let device = self.model.device();
         if device != Device::Cpu {
             let g = gpu::crop_normalize(frame, bbox, factor, out, device)?;
