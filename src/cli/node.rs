@@ -53,3 +53,36 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     dds::run(params, &options)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(params: &[&str], set: &[&str]) -> Args {
+        Args {
+            params: params.iter().map(PathBuf::from).collect(),
+            set: set.iter().map(|s| s.to_string()).collect(),
+            namespace: "/".into(),
+            node_name: "patrack".into(),
+            domain_id: None,
+            run_for_s: None,
+        }
+    }
+
+    #[test]
+    fn files_then_overrides_make_the_parameters() {
+        let config = concat!(env!("CARGO_MANIFEST_DIR"), "/config");
+        let base = format!("{config}/patrack.yaml");
+        let preset = format!("{config}/rgbe.yaml");
+        let p = params(&args(&[&base, &preset], &["sync.queue_size=5", "initial_bbox=[1, 2, 3, 4]", "device=cpu"]))
+            .unwrap();
+        assert_eq!(p.modality, crate::sensor::Modality::Event);
+        assert_eq!(p.sync.queue_size, 5);
+        assert_eq!(p.initial_bbox, [1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(p.device, "cpu");
+        for bad in ["sync.queue_size", "sync.queue_size=0", "nope=1", "initial_bbox=[1, 2"] {
+            assert!(params(&args(&[], &[bad])).is_err(), "{bad}");
+        }
+        assert!(params(&args(&["/nonexistent/patrack.yaml"], &[])).is_err());
+    }
+}

@@ -62,6 +62,7 @@ impl log::Log for RosLog {
             log::Level::Debug | log::Level::Trace => ::r2r::LogSeverity::Debug,
         };
         let message = record.args().to_string();
+        // What r2r's log_* macros expand to; called directly to keep the record's file and line.
         ::r2r::log(&message, &self.logger_name, record.file().unwrap_or(""), record.line().unwrap_or(0), severity);
     }
 
