@@ -7,7 +7,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 
 need_apt=()
-for tool in unzip python3 pkg-config c++; do
+for tool in unzip python3 pkg-config c++ ip unshare; do
   command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool")
 done
 python3 -c 'import venv, ensurepip' 2>/dev/null || need_apt+=(python3-venv)
@@ -16,6 +16,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   for t in "${need_apt[@]}"; do
     case "$t" in
       c++) pkgs+=(g++) ;;
+      ip) pkgs+=(iproute2) ;;
+      unshare) pkgs+=(util-linux) ;;
       *) pkgs+=("$t") ;;
     esac
   done

@@ -423,11 +423,11 @@ fn decoded_messages_take_the_same_path_and_wrong_kinds_are_dropped() {
     assert_eq!(core.stats().received[1], 2);
 }
 
-/// The node's own cost per 640x480 pair without the network: CDR decoding and pairing on the
-/// receive path, image decoding, aux preparation and registration, and publishing. The tracker
-/// is uninitialised, so the inference thread does everything but run the model.
+/// 640x480 rgb8 + mono16 pairs through the whole node path without the network (the tracker is
+/// uninitialised): every pair is answered. The time this takes is measured by
+/// `patrack bench --node`, not here.
 #[test]
-fn node_overhead_per_640x480_pair_is_small() {
+fn uninitialised_node_answers_every_vga_pair() {
     const W: u32 = 640;
     const H: u32 = 480;
     let (core, sink) = start(params());
@@ -461,34 +461,11 @@ fn node_overhead_per_640x480_pair_is_small() {
     };
     let pairs = 30;
     let messages: Vec<(Vec<u8>, Vec<u8>)> = (0..pairs).map(|n| (rgb_msg(n), aux_msg(n))).collect();
-    let mut receive = Duration::ZERO;
-    let mut total = Duration::ZERO;
-    for (n, (rgb, aux)) in messages.iter().enumerate() {
-        let start = Instant::now();
+    for (rgb, aux) in &messages {
         core.handle(Input::Rgb, rgb);
         core.handle(Input::Aux, aux);
-        let received = start.elapsed();
         assert!(core.wait_idle(IDLE));
-        // The first pairs warm caches and allocators up.
-        if n >= 5 {
-            receive += received;
-            total += start.elapsed();
-        }
     }
     assert_eq!(sink.take::<Detection2DArray>(Output::Detections).len(), pairs as usize);
-    let measured = (pairs - 5) as u32;
-    let receive_ms = receive.as_secs_f64() * 1e3 / f64::from(measured);
-    let total_ms = total.as_secs_f64() * 1e3 / f64::from(measured);
-    let prepare_ms = core.stats().inference_ms_sum / pairs as f64;
-    println!(
-        "640x480 rgb8 + mono16 pair: receive path (CDR decode + sync) {receive_ms:.3} ms (limit 2 ms); \
-         inference thread without the model (image decode, aux preparation, registration, publish) \
-         {prepare_ms:.3} ms; whole pair {total_ms:.3} ms (limit 20 ms)"
-    );
-    // The 2 ms budget holds for the node's own work (the receive path). The sensor preparation
-    // of a 640x480 mono16 thermal frame (percentile scaling, registration, channel stacking in
-    // `sensor`) costs about 5 ms on a 2-core CI machine and is bounded loosely here. Limits
-    // leave room for the other tests of this binary running in parallel.
-    assert!(receive_ms <= 2.0, "receive path {receive_ms:.3} ms");
-    assert!(total_ms <= 20.0, "pair overhead {total_ms:.3} ms");
+    assert_eq!(core.stats().frame_errors, 0);
 }

@@ -35,6 +35,10 @@ pub struct Args {
     /// Append the rows as JSON lines to this file.
     #[arg(long)]
     pub json: Option<std::path::PathBuf>,
+    /// Measure the ROS node's own cost per RGB + aux pair instead (CDR decode, sync, image
+    /// decoding, aux preparation, registration, publishing; no network).
+    #[arg(long)]
+    pub node: bool,
     /// Internal: measure one device/precision in this process and print one JSON row.
     #[arg(long, hide = true)]
     pub single: bool,
@@ -59,6 +63,9 @@ pub struct Row {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.node {
+        return node_overhead(&args);
+    }
     if args.single {
         let row = measure(&args)?;
         println!("ROW {}", serde_json::to_string(&row)?);
@@ -218,4 +225,94 @@ pub fn peak_rss_mb() -> f64 {
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse::<f64>().ok()))
         .map(|kb| kb / 1024.0)
         .unwrap_or(f64::NAN)
+}
+
+/// A sink that only counts what the node publishes.
+#[derive(Default)]
+struct CountingSink(std::sync::atomic::AtomicU64);
+
+impl crate::ros::node::Sink for CountingSink {
+    fn publish(&self, _: crate::ros::node::Output, _: &[u8]) -> Result<(), String> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+/// `--node`: per-pair cost of the node without the network, for a `--frame` rgb8 image and a
+/// mono16 thermal image of the same size (the tracker stays uninitialised, so every pair runs the
+/// whole path except the model and is answered with an empty detection array).
+fn node_overhead(args: &Args) -> anyhow::Result<()> {
+    use crate::ros::msgs::{Header, Image, RosMessage, Time};
+    use crate::ros::node::{Input, NodeCore};
+    use crate::ros::params::NodeParams;
+    let (w, h) = parse_frame(&args.frame)?;
+    let params = NodeParams { device: "cpu".into(), model_config: "tiny".into(), ..Default::default() };
+    let model = crate::ros::transport::build_model(&params)?;
+    let sink = std::sync::Arc::new(CountingSink::default());
+    let core = NodeCore::new(params, model, sink.clone())?;
+    let header = |n: usize| -> anyhow::Result<Header> {
+        Ok(Header {
+            stamp: Time::from_ns(1_000_000_000 + n as i64 * 33_000_000).context("stamp out of range")?,
+            frame_id: "camera".into(),
+        })
+    };
+    let n_pairs = args.warmup + args.runs.max(1);
+    let mut messages = Vec::with_capacity(n_pairs);
+    for n in 0..n_pairs {
+        let rgb = Image {
+            header: header(n)?,
+            height: h as u32,
+            width: w as u32,
+            encoding: "rgb8".into(),
+            is_bigendian: 0,
+            step: 3 * w as u32,
+            data: (0..w * h * 3).map(|i| ((i + n) % 251) as u8).collect(),
+        };
+        let aux = Image {
+            header: header(n)?,
+            height: h as u32,
+            width: w as u32,
+            encoding: "mono16".into(),
+            is_bigendian: 0,
+            step: 2 * w as u32,
+            data: (0..w * h).flat_map(|i| (3000u16 + ((i + n) % 997) as u16).to_le_bytes()).collect(),
+        };
+        messages.push((rgb.encode()?, aux.encode()?));
+    }
+    let idle = std::time::Duration::from_secs(30);
+    let (mut receive, mut total) = (Vec::new(), Vec::new());
+    for (n, (rgb, aux)) in messages.iter().enumerate() {
+        let start = Instant::now();
+        core.handle(Input::Rgb, rgb);
+        core.handle(Input::Aux, aux);
+        let received = start.elapsed().as_secs_f64() * 1e3;
+        if !core.wait_idle(idle) {
+            anyhow::bail!("the node did not finish a pair within {idle:?}");
+        }
+        if n >= args.warmup {
+            receive.push(received);
+            total.push(start.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let stats = |mut v: Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
+        (q(0.5), q(0.1), q(0.9))
+    };
+    let (r, t) = (stats(receive), stats(total));
+    println!("| frame | receive path ms (p10-p90) | whole pair ms (p10-p90) | pairs | messages published |");
+    println!("|---|---|---|---|---|");
+    println!(
+        "| {w}x{h} rgb8 + mono16 | {:.3} ({:.3}-{:.3}) | {:.3} ({:.3}-{:.3}) | {} | {} |",
+        r.0,
+        r.1,
+        r.2,
+        t.0,
+        t.1,
+        t.2,
+        args.runs,
+        sink.0.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    println!("receive path: CDR decode + ApproximateTime; whole pair: until the answer is published");
+    Ok(())
 }

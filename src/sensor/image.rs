@@ -41,14 +41,16 @@ impl ImageU8 {
 
     /// Stacks two images of the same size channel-wise (`[a..., b...]` per pixel).
     pub fn concat_channels(a: &ImageU8, b: &ImageU8) -> Option<ImageU8> {
-        if a.width != b.width || a.height != b.height {
+        if a.width != b.width || a.height != b.height || !a.is_consistent() || !b.is_consistent() {
             return None;
         }
         let channels = a.channels + b.channels;
-        let mut data = Vec::with_capacity(a.width * a.height * channels);
-        for (pa, pb) in a.data.chunks_exact(a.channels).zip(b.data.chunks_exact(b.channels)) {
-            data.extend_from_slice(pa);
-            data.extend_from_slice(pb);
+        let mut data = vec![0u8; a.width * a.height * channels];
+        for ((o, pa), pb) in
+            data.chunks_exact_mut(channels).zip(a.data.chunks_exact(a.channels)).zip(b.data.chunks_exact(b.channels))
+        {
+            o[..a.channels].copy_from_slice(pa);
+            o[a.channels..].copy_from_slice(pb);
         }
         Some(ImageU8 { width: a.width, height: a.height, channels, data })
     }

@@ -172,7 +172,10 @@ fn check_mono<T>(im: &MonoImage<T>) -> Result<(), PrepareError> {
 
 /// Replicates a 1-channel image to 3 equal channels.
 pub fn gray_to_rgb(width: usize, height: usize, gray: &[u8]) -> ImageU8 {
-    let data = gray.iter().flat_map(|&v| [v, v, v]).collect();
+    let mut data = vec![0u8; gray.len() * 3];
+    for (o, &g) in data.chunks_exact_mut(3).zip(gray) {
+        o.copy_from_slice(&[g, g, g]);
+    }
     ImageU8 { width, height, channels: 3, data }
 }
 
@@ -237,12 +240,19 @@ pub fn assemble_frame(rgb: &ImageU8, aux: &ImageU8, config: &AuxConfig) -> Resul
         return Err(PrepareError::RgbChannels { channels: rgb.channels });
     }
     let homography = config.homography()?;
-    let registered = register_to_rgb(aux, rgb.width, rgb.height, homography.as_ref())?;
-    ImageU8::concat_channels(rgb, &registered).ok_or(PrepareError::InconsistentImage {
-        width: registered.width,
-        height: registered.height,
-        channels: registered.channels,
-        len: registered.data.len(),
+    // Same size and no homography: registration is the identity, stack without a copy.
+    let registered;
+    let aux = if homography.is_none() && (aux.width, aux.height) == (rgb.width, rgb.height) {
+        aux
+    } else {
+        registered = register_to_rgb(aux, rgb.width, rgb.height, homography.as_ref())?;
+        &registered
+    };
+    ImageU8::concat_channels(rgb, aux).ok_or(PrepareError::InconsistentImage {
+        width: aux.width,
+        height: aux.height,
+        channels: aux.channels,
+        len: aux.data.len(),
     })
 }
 
@@ -296,6 +306,11 @@ pub fn scale_u16_to_u8(values: &[u16], scaling: &ThermalScaling) -> Result<Vec<u
             (percentile_linear(values.len(), low, kth), percentile_linear(values.len(), high, kth))
         }
     };
+    if values.len() > 1 << 16 {
+        // Cheaper to map every possible value once than every pixel.
+        let lut: Vec<u8> = (0..=u16::MAX).map(|v| linear_to_u8(f64::from(v), lo, hi)).collect();
+        return Ok(values.iter().map(|&v| lut[usize::from(v)]).collect());
+    }
     Ok(values.iter().map(|&v| linear_to_u8(f64::from(v), lo, hi)).collect())
 }
 
