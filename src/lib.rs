@@ -15,8 +15,9 @@
 pub mod cli;
 pub mod dataset;
 pub mod device;
+pub mod eval;
 pub mod model;
 pub mod overlay;
+pub mod ros;
 pub mod sensor;
 pub mod tracker;
-pub mod ros;
