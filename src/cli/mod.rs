@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod common;
 pub mod convert;
+pub mod eval;
 pub mod info;
 pub mod run;
 
@@ -24,6 +25,9 @@ pub enum Command {
     Run(run::Args),
     /// Convert an official .pth.tar checkpoint (or a state dict file) to .safetensors.
     Convert(convert::Args),
+    /// Run the tracker over a benchmark (LasHeR, RGBT234, GTOT, DepthTrack, VisEvent) or score
+    /// existing raw results; tables and plots.
+    Eval(eval::Args),
     /// Network and full-step latency, throughput and peak memory per device and precision.
     Bench(bench::Args),
 }
@@ -35,5 +39,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Run(a) => run::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Eval(a) => eval::run(a),
     }
 }

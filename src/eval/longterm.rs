@@ -178,11 +178,58 @@ pub struct LtScores {
     pub precision: f64,
     pub recall: f64,
     pub f_score: f64,
+    /// Confidence thresholds, from `+inf` down to `-inf`.
+    #[serde(with = "non_finite")]
     pub thresholds: Vec<f64>,
+    #[serde(with = "non_finite")]
     pub precision_curve: Vec<f64>,
+    #[serde(with = "non_finite")]
     pub recall_curve: Vec<f64>,
+    /// NaN where precision and recall are both 0.
+    #[serde(with = "non_finite")]
     pub f_curve: Vec<f64>,
     pub n_sequences: usize,
+}
+
+/// JSON has no infinities or NaN: those values are written as the strings `"inf"`, `"-inf"`
+/// and `"nan"` so the thresholds survive a round trip.
+mod non_finite {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Value {
+        Num(f64),
+        Text(String),
+    }
+
+    pub fn serialize<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+        let vals: Vec<Value> = v
+            .iter()
+            .map(|&x| match x {
+                x if x.is_finite() => Value::Num(x),
+                x if x.is_nan() => Value::Text("nan".into()),
+                x if x > 0.0 => Value::Text("inf".into()),
+                _ => Value::Text("-inf".into()),
+            })
+            .collect();
+        vals.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+        let vals = Vec::<Value>::deserialize(d)?;
+        vals.into_iter()
+            .map(|v| match v {
+                Value::Num(x) => Ok(x),
+                Value::Text(t) => match t.as_str() {
+                    "inf" => Ok(f64::INFINITY),
+                    "-inf" => Ok(f64::NEG_INFINITY),
+                    "nan" => Ok(f64::NAN),
+                    other => Err(serde::de::Error::custom(format!("not a number: {other:?}"))),
+                },
+            })
+            .collect()
+    }
 }
 
 /// `compute_tpr_curves` (bounded): precision and recall per threshold.
