@@ -7,6 +7,7 @@ pub mod common;
 pub mod convert;
 pub mod eval;
 pub mod info;
+pub mod replay;
 pub mod run;
 
 /// PATrack multi-modal single-object tracker (RGB + thermal / depth / event) on libtorch.
@@ -28,6 +29,8 @@ pub enum Command {
     /// Run the tracker over a benchmark (LasHeR, RGBT234, GTOT, DepthTrack, VisEvent) or score
     /// existing raw results; tables and plots.
     Eval(eval::Args),
+    /// Track through a recorded rosbag2 bag (MCAP) offline; writes an output bag and CSV/JSON.
+    Replay(replay::Args),
     /// Network and full-step latency, throughput and peak memory per device and precision.
     Bench(bench::Args),
 }
@@ -40,5 +43,6 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(a) => run::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Replay(a) => replay::run(a),
     }
 }
