@@ -152,6 +152,28 @@ fn replay_is_deterministic() {
     assert_eq!(std::fs::read(&fa[0]).unwrap(), std::fs::read(&fb[0]).unwrap(), "byte-identical output bags");
 }
 
+/// The same recording in sqlite3 storage (tests/data/bags/sample_db3, copied by
+/// scripts/make_bag_fixtures.py with PyPI rosbags) gives the same messages and tracks.
+#[test]
+fn sqlite3_bag_replays_like_the_mcap_bag() {
+    let db3 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bags/sample_db3");
+    let (from_db3, topics) = bag::read_messages(&db3, &[]).unwrap();
+    let (from_mcap, _) = bag::read_messages(&sample_bag(), &[]).unwrap();
+    assert_eq!(topics.len(), 3);
+    assert_eq!(from_db3.len(), 24);
+    let key = |m: &bag::BagMessage| (m.log_time_ns, m.topic.clone(), m.type_name.clone(), m.data.clone());
+    let mut a: Vec<_> = from_db3.iter().map(key).collect();
+    let mut b: Vec<_> = from_mcap.iter().map(key).collect();
+    a.sort();
+    b.sort();
+    assert!(a == b, "same messages in both storages");
+    let opts = ReplayOptions::new(RGB, AUX, InitSource::Topic(GT.into()));
+    let mut tracker = tiny_tracker();
+    let s_db3 = replay::replay(&db3, &tmp("db3"), &mut tracker, &opts).unwrap();
+    let s_mcap = replay::replay(&sample_bag(), &tmp("db3_ref"), &mut tracker, &opts).unwrap();
+    assert_eq!(s_db3.rows, s_mcap.rows);
+}
+
 #[test]
 fn missing_topic_names_the_available_ones() {
     let opts = ReplayOptions::new("/camera/nope", AUX, InitSource::Box(BoxXywh::new(8.0, 14.0, 12.0, 12.0)));
@@ -192,12 +214,16 @@ fn malformed_bags_are_errors() {
     let opts = ReplayOptions::new(RGB, AUX, InitSource::Box(BoxXywh::new(8.0, 14.0, 12.0, 12.0)));
     let err = replay::replay(&short_bag, &dir.join("out_short"), &mut tiny_tracker(), &opts).unwrap_err();
     assert!(matches!(err, ReplayError::Decode { .. }) && err.to_string().contains(RGB), "{err}");
-    // sqlite3 storage is refused with advice.
+    // A .db3 file that is not a rosbag2 database.
     let db3 = dir.join("rec");
     std::fs::create_dir_all(&db3).unwrap();
-    std::fs::write(db3.join("rec_0.db3"), b"SQLite format 3\0").unwrap();
+    std::fs::write(db3.join("rec_0.db3"), b"SQLite format 3\0 but nothing else").unwrap();
     let err = bag::read_messages(&db3, &[]).unwrap_err();
-    assert!(matches!(err, BagError::Sqlite { .. }) && err.to_string().contains("ros2 bag convert"), "{err}");
+    assert!(matches!(err, BagError::Sqlite { .. }), "{err}");
+    let empty = dir.join("empty_bag");
+    std::fs::create_dir_all(&empty).unwrap();
+    let err = bag::read_messages(&empty, &[]).unwrap_err();
+    assert!(matches!(err, BagError::NoStorage { .. }), "{err}");
     let err = bag::read_messages(&dir.join("nothing_here"), &[]).unwrap_err();
     assert!(matches!(err, BagError::Io { .. }), "{err}");
 }

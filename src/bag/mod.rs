@@ -1,16 +1,13 @@
-//! rosbag2 bags without ROS: reading MCAP storage (a bag folder with `metadata.yaml`, or a bare
-//! `.mcap` file) and writing an MCAP bag that `ros2 bag play`, RViz (through play) and Foxglove
-//! read: `ros2msg` schemas from `msg/`, `cdr` messages, a rosbag2 `metadata.yaml`.
-//!
-//! sqlite3 (`.db3`) storage, Humble's default, is recognised and refused with an error that says
-//! how to convert it (`ros2 bag convert` to MCAP).
+//! rosbag2 bags without ROS: reading MCAP and sqlite3 (`.db3`, Humble's default) storage (a bag
+//! folder with `metadata.yaml`, or a bare `.mcap` / `.db3` file) and writing an MCAP bag that
+//! `ros2 bag play`, RViz (through play) and Foxglove read: `ros2msg` schemas from `msg/`, `cdr`
+//! messages, a rosbag2 `metadata.yaml`.
 
 pub mod replay;
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// Errors reading or writing bags.
 #[derive(Debug, thiserror::Error)]
@@ -21,9 +18,9 @@ pub enum BagError {
     Mcap { path: PathBuf, source: mcap::McapError },
     #[error("{path}: bad rosbag2 metadata.yaml: {what}")]
     Metadata { path: PathBuf, what: String },
-    #[error("{path}: sqlite3 (.db3) bags are not supported; convert with `ros2 bag convert` to MCAP storage")]
-    Sqlite { path: PathBuf },
-    #[error("{path}: no .mcap file (expected a rosbag2 folder with metadata.yaml, or a .mcap file)")]
+    #[error("{path}: not a readable rosbag2 sqlite3 file: {source}")]
+    Sqlite { path: PathBuf, source: rusqlite::Error },
+    #[error("{path}: no .mcap or .db3 file (expected a rosbag2 folder with metadata.yaml, or a .mcap/.db3 file)")]
     NoStorage { path: PathBuf },
     #[error("topic {topic} is not in the bag; topics: {available}")]
     MissingTopic { topic: String, available: String },
@@ -55,15 +52,12 @@ pub struct TopicInfo {
     pub message_count: u64,
 }
 
-/// The storage files of a bag path: the `.mcap` files of a bag folder (from `metadata.yaml`
+/// The storage files of a bag path: the `.mcap` / `.db3` files of a bag folder (from `metadata.yaml`
 /// when present, else by extension, in name order) or the file itself.
 pub fn storage_files(path: &Path) -> Result<Vec<PathBuf>, BagError> {
     let io = |source| BagError::Io { path: path.into(), source };
     if path.is_file() {
-        return match path.extension().and_then(|e| e.to_str()) {
-            Some("db3") => Err(BagError::Sqlite { path: path.into() }),
-            _ => Ok(vec![path.into()]),
-        };
+        return Ok(vec![path.into()]);
     }
     if !path.is_dir() {
         return Err(io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such bag file or folder")));
@@ -74,9 +68,6 @@ pub fn storage_files(path: &Path) -> Result<Vec<PathBuf>, BagError> {
         let doc: serde_yaml::Value =
             serde_yaml::from_str(&text).map_err(|e| BagError::Metadata { path: meta.clone(), what: e.to_string() })?;
         let info = &doc["rosbag2_bagfile_information"];
-        if info["storage_identifier"].as_str() == Some("sqlite3") {
-            return Err(BagError::Sqlite { path: path.into() });
-        }
         if let Some(files) = info["relative_file_paths"].as_sequence() {
             let files: Vec<PathBuf> = files.iter().filter_map(|f| f.as_str()).map(|f| path.join(f)).collect();
             if !files.is_empty() {
@@ -87,19 +78,11 @@ pub fn storage_files(path: &Path) -> Result<Vec<PathBuf>, BagError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(path)
         .map_err(io)?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().and_then(|e| e.to_str()) == Some("mcap"))
+        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("mcap" | "db3")))
         .collect();
     files.sort();
     if files.is_empty() {
-        let has_db3 = std::fs::read_dir(path)
-            .map_err(io)?
-            .filter_map(|e| e.ok())
-            .any(|e| e.path().extension().and_then(|x| x.to_str()) == Some("db3"));
-        return Err(if has_db3 {
-            BagError::Sqlite { path: path.into() }
-        } else {
-            BagError::NoStorage { path: path.into() }
-        });
+        return Err(BagError::NoStorage { path: path.into() });
     }
     Ok(files)
 }
@@ -110,6 +93,10 @@ pub fn read_messages(path: &Path, topics: &[&str]) -> Result<(Vec<BagMessage>, V
     let mut out = Vec::new();
     let mut infos: BTreeMap<String, TopicInfo> = BTreeMap::new();
     for file in storage_files(path)? {
+        if file.extension().and_then(|e| e.to_str()) == Some("db3") {
+            read_sqlite(&file, topics, &mut infos, &mut out)?;
+            continue;
+        }
         let bytes = std::fs::read(&file).map_err(|source| BagError::Io { path: file.clone(), source })?;
         let stream =
             mcap::MessageStream::new(&bytes).map_err(|source| BagError::Mcap { path: file.clone(), source })?;
@@ -147,6 +134,64 @@ pub fn read_messages(path: &Path, topics: &[&str]) -> Result<(Vec<BagMessage>, V
         }
     }
     Ok((out, infos.into_values().collect()))
+}
+
+/// The messages of a rosbag2 sqlite3 file (tables `topics` and `messages`, the same in every
+/// distro since Foxy), in time order as `ros2 bag play` reads them.
+fn read_sqlite(
+    file: &Path,
+    topics: &[&str],
+    infos: &mut BTreeMap<String, TopicInfo>,
+    out: &mut Vec<BagMessage>,
+) -> Result<(), BagError> {
+    let serr = |source| BagError::Sqlite { path: file.into(), source };
+    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let db = rusqlite::Connection::open_with_flags(file, flags).map_err(serr)?;
+    let mut by_id: BTreeMap<i64, (String, String)> = BTreeMap::new();
+    {
+        let mut stmt = db.prepare("SELECT id, name, type, serialization_format FROM topics").map_err(serr)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+            })
+            .map_err(serr)?;
+        for row in rows {
+            let (id, name, type_name, format) = row.map_err(serr)?;
+            if format != "cdr" && (topics.is_empty() || topics.contains(&name.as_str())) {
+                return Err(BagError::Encoding { topic: name, encoding: format });
+            }
+            infos.entry(name.clone()).or_insert_with(|| TopicInfo {
+                name: name.clone(),
+                type_name: type_name.clone(),
+                message_count: 0,
+            });
+            by_id.insert(id, (name, type_name));
+        }
+    }
+    let mut stmt = db.prepare("SELECT topic_id, timestamp, data FROM messages ORDER BY timestamp, id").map_err(serr)?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?)))
+        .map_err(serr)?;
+    for row in rows {
+        let (topic_id, stamp, data) = row.map_err(serr)?;
+        let Some((name, type_name)) = by_id.get(&topic_id) else {
+            // A message of an undeclared topic: rosbag2 itself skips those.
+            continue;
+        };
+        if let Some(info) = infos.get_mut(name) {
+            info.message_count += 1;
+        }
+        if !topics.is_empty() && !topics.contains(&name.as_str()) {
+            continue;
+        }
+        out.push(BagMessage {
+            topic: name.clone(),
+            type_name: type_name.clone(),
+            log_time_ns: stamp.max(0) as u64,
+            data,
+        });
+    }
+    Ok(())
 }
 
 /// Writes a rosbag2 bag folder: `<dir>/<name>_0.mcap` and `metadata.yaml` (format version 8,
@@ -237,23 +282,4 @@ impl BagWriter {
         std::fs::write(&meta, yaml).map_err(|source| BagError::Io { path: meta, source })?;
         Ok(self.dir)
     }
-}
-
-/// The channel schema of a message stream, for tests and tools: topic to (type, schema text).
-pub fn read_schemas(path: &Path) -> Result<BTreeMap<String, (String, String)>, BagError> {
-    let mut out = BTreeMap::new();
-    for file in storage_files(path)? {
-        let bytes = std::fs::read(&file).map_err(|source| BagError::Io { path: file.clone(), source })?;
-        let stream =
-            mcap::MessageStream::new(&bytes).map_err(|source| BagError::Mcap { path: file.clone(), source })?;
-        for msg in stream {
-            let msg = msg.map_err(|source| BagError::Mcap { path: file.clone(), source })?;
-            let schema: Option<&Arc<mcap::Schema>> = msg.channel.schema.as_ref();
-            if let Some(s) = schema {
-                out.entry(msg.channel.topic.clone())
-                    .or_insert_with(|| (s.name.clone(), String::from_utf8_lossy(&s.data).into_owned()));
-            }
-        }
-    }
-    Ok(out)
 }

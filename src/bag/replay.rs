@@ -1,4 +1,4 @@
-//! Offline replay: a recorded bag through the node's path (codecs, ApproximateTime pairing,
+//! Offline replay: a recorded bag (MCAP or sqlite3) through the node's path (codecs, ApproximateTime pairing,
 //! frame preparation, the same [`Tracker`]) into an output MCAP bag and a CSV/JSON of boxes.
 //!
 //! Deterministic: pairs come from [`pair_offline`] (stamps only, every pair, no drops), the

@@ -29,7 +29,7 @@ pub enum Command {
     /// Run the tracker over a benchmark (LasHeR, RGBT234, GTOT, DepthTrack, VisEvent) or score
     /// existing raw results; tables and plots.
     Eval(eval::Args),
-    /// Track through a recorded rosbag2 bag (MCAP) offline; writes an output bag and CSV/JSON.
+    /// Track through a recorded rosbag2 bag (MCAP or sqlite3) offline; writes an output bag and CSV/JSON.
     Replay(replay::Args),
     /// Network and full-step latency, throughput and peak memory per device and precision.
     Bench(bench::Args),

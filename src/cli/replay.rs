@@ -11,7 +11,7 @@ use crate::tracker::{BoxXywh, Tracker, TrackerConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The bag: a rosbag2 folder (metadata.yaml + .mcap) or a .mcap file.
+    /// The bag: a rosbag2 folder (metadata.yaml + .mcap or .db3 files) or one .mcap/.db3 file.
     pub bag: PathBuf,
     /// RGB image topic (sensor_msgs/Image or CompressedImage).
     #[arg(long)]
