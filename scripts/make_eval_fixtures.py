@@ -15,9 +15,8 @@ ground-truth paths pointed at these files). The DepthTrack scores come from PyPI
 aggregation steps (`PrecisionRecallCurve`, `FScoreCurve`, `PrecisionRecall`) need a whole
 workspace to run, so their few lines of arithmetic are restated below, unchanged.
 
-Environment: python3 -m venv /tmp/venv && /tmp/venv/bin/pip install rgbt==1.0.1 numpy \
-    vot-toolkit==0.9.0 attributee==0.1.9
-(attributee 0.1.10 fails to import with current typing_extensions.)
+Environment: python3 -m venv /tmp/venv && /tmp/venv/bin/pip install -r scripts/requirements-eval.txt
+The output is deterministic (fixed seed).
 """
 import json
 import math
