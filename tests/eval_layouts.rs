@@ -171,12 +171,14 @@ fn run_kind(kind: DatasetKind) {
     // Score the run and an oracle; the oracle is perfect.
     let oracle = root.join("out").join("oracle");
     write_oracle(kind, &seqs, &oracle);
-    let found = report::tracker_dirs(kind, &seqs, &root.join("out")).unwrap();
+    let found = report::tracker_dirs(kind, &seqs, &root.join("out"), "").unwrap();
     assert_eq!(found.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["oracle", "patrack"]);
     let mut trackers = Vec::new();
     for (name, dir) in &found {
-        trackers
-            .push(TrackerScores { tracker: name.clone(), scores: report::score_tracker(kind, &seqs, dir).unwrap() });
+        trackers.push(TrackerScores {
+            tracker: name.clone(),
+            scores: report::score_tracker(kind, &seqs, dir, "").unwrap(),
+        });
     }
     match &trackers[0].scores {
         BenchScores::Ope(s) => {
@@ -292,4 +294,13 @@ fn cli_runs_resumes_and_scores_results() {
         run(&["--results", root.join("others").to_str().unwrap(), "--results", out.join("patrack").to_str().unwrap()]);
     assert!(scored.contains("| oracle | 95.2 | 100.0 | 100.0 |"), "{scored}");
     assert!(scored.contains("| patrack |"), "{scored}");
+    // Published raw results named `<tracker>_<seq>.txt`.
+    let named = root.join("named");
+    std::fs::create_dir_all(&named).unwrap();
+    for s in &seqs {
+        let from = root.join("others/oracle").join(format!("{}.txt", s.name));
+        std::fs::copy(from, named.join(format!("Oracle_{}.txt", s.name))).unwrap();
+    }
+    let scored = run(&["--results", named.to_str().unwrap(), "--prefix", "Oracle_"]);
+    assert!(scored.contains("| named | 95.2 | 100.0 | 100.0 |"), "{scored}");
 }

@@ -27,6 +27,9 @@ pub struct Args {
     /// tracker's result files, or a folder with one sub-folder per tracker. Repeatable.
     #[arg(long)]
     pub results: Vec<PathBuf>,
+    /// File-name prefix of the --results box files (`<prefix><seq>.txt`, e.g. `APFNet_`).
+    #[arg(long, default_value = "", requires = "results")]
+    pub prefix: String,
     /// Name of this tracker's results folder and row in the table.
     #[arg(long, default_value = "patrack")]
     pub name: String,
@@ -41,6 +44,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let seqs = layout::list_sequences(args.dataset, &args.root)?;
     println!("{}: {} sequences in {}", args.dataset.name(), seqs.len(), args.root.display());
     let mut result_dirs: Vec<(String, PathBuf)> = Vec::new();
+    // Our own results are written without a prefix.
+    let prefix = if args.results.is_empty() { "" } else { args.prefix.as_str() };
     if args.results.is_empty() {
         let dir = args.out.join(&args.name);
         let model = args.model.build()?;
@@ -62,7 +67,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         result_dirs.push((args.name.clone(), dir));
     } else {
         for d in &args.results {
-            result_dirs.extend(report::tracker_dirs(args.dataset, &seqs, d)?);
+            result_dirs.extend(report::tracker_dirs(args.dataset, &seqs, d, &args.prefix)?);
         }
     }
     if args.no_score {
@@ -70,8 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut trackers = Vec::new();
     for (name, dir) in &result_dirs {
-        let scores =
-            report::score_tracker(args.dataset, &seqs, dir).with_context(|| format!("scoring {}", dir.display()))?;
+        let scores = report::score_tracker(args.dataset, &seqs, dir, prefix)
+            .with_context(|| format!("scoring {}", dir.display()))?;
         trackers.push(TrackerScores { tracker: name.clone(), scores });
     }
     let rep = Report { dataset: args.dataset, n_sequences: seqs.len(), trackers };

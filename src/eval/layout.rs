@@ -226,10 +226,16 @@ pub struct FrameResult {
 
 /// Where a sequence's raw result lives under a tracker's result folder.
 pub fn result_path(kind: DatasetKind, results_dir: &Path, seq: &str) -> PathBuf {
+    result_path_prefixed(kind, results_dir, seq, "")
+}
+
+/// [`result_path`] for box files named `<prefix><seq>.txt`, as published raw results often are
+/// (e.g. `APFNet_car.txt`); the VOT long-term layout has no prefix.
+pub fn result_path_prefixed(kind: DatasetKind, results_dir: &Path, seq: &str, prefix: &str) -> PathBuf {
     if kind.is_long_term() {
         results_dir.join("longterm").join(seq).join(format!("{seq}_001.txt"))
     } else {
-        results_dir.join(format!("{seq}.txt"))
+        results_dir.join(format!("{prefix}{seq}.txt"))
     }
 }
 
@@ -279,9 +285,14 @@ pub fn write_result(
     }
 }
 
-/// Reads a box-file raw result.
-pub fn read_boxes_result(kind: DatasetKind, results_dir: &Path, seq: &str) -> Result<Vec<Rect32>, LayoutError> {
-    Ok(metrics::load_boxes(&result_path(kind, results_dir, seq))?)
+/// Reads a box-file raw result (`<prefix><seq>.txt`).
+pub fn read_boxes_result(
+    kind: DatasetKind,
+    results_dir: &Path,
+    seq: &str,
+    prefix: &str,
+) -> Result<Vec<Rect32>, LayoutError> {
+    Ok(metrics::load_boxes(&result_path_prefixed(kind, results_dir, seq, prefix))?)
 }
 
 /// Reads a VOT long-term run (regions and confidences).

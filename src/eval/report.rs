@@ -50,15 +50,17 @@ pub struct Report {
     pub trackers: Vec<TrackerScores>,
 }
 
-/// Scores the raw results in `results_dir` (one tracker) against `seqs`. Every sequence needs a
-/// result: a partial run would score on a different subset than published numbers.
+/// Scores the raw results in `results_dir` (one tracker, files `<prefix><seq>.txt`) against
+/// `seqs`. Every sequence needs a result: a partial run would score on a different subset than
+/// published numbers.
 pub fn score_tracker(
     kind: DatasetKind,
     seqs: &[BenchSequence],
     results_dir: &Path,
+    prefix: &str,
 ) -> Result<BenchScores, ReportError> {
     for s in seqs {
-        if !layout::result_path(kind, results_dir, &s.name).is_file() {
+        if !layout::result_path_prefixed(kind, results_dir, &s.name, prefix).is_file() {
             return Err(ReportError::Missing { dir: results_dir.into(), seq: s.name.clone() });
         }
     }
@@ -72,7 +74,7 @@ pub fn score_tracker(
     for s in seqs {
         boxes.push(SeqBoxes {
             name: s.name.clone(),
-            result: layout::read_boxes_result(kind, results_dir, &s.name)?,
+            result: layout::read_boxes_result(kind, results_dir, &s.name, prefix)?,
             gt: s.gt.clone(),
             gt_infrared: s.gt_aux.clone(),
         });
@@ -102,10 +104,11 @@ pub fn tracker_dirs(
     kind: DatasetKind,
     seqs: &[BenchSequence],
     dir: &Path,
+    prefix: &str,
 ) -> Result<Vec<(String, PathBuf)>, ReportError> {
     let name_of =
         |p: &Path| p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "tracker".into());
-    let has_results = |p: &Path| seqs.iter().any(|s| layout::result_path(kind, p, &s.name).is_file());
+    let has_results = |p: &Path| seqs.iter().any(|s| layout::result_path_prefixed(kind, p, &s.name, prefix).is_file());
     if has_results(dir) {
         return Ok(vec![(name_of(dir), dir.into())]);
     }
