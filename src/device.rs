@@ -149,9 +149,7 @@ pub fn tf32_cudnn() -> bool {
 /// The libtorch version the binary was compiled against (e.g. `2.11.0`).
 pub fn torch_version() -> String {
     // SAFETY: returns a pointer to a static C string.
-    unsafe { std::ffi::CStr::from_ptr(patrack_torch_version()) }
-        .to_string_lossy()
-        .into_owned()
+    unsafe { std::ffi::CStr::from_ptr(patrack_torch_version()) }.to_string_lossy().into_owned()
 }
 
 extern "C" {

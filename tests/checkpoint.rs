@@ -11,14 +11,9 @@ use patrack::model::checkpoint::{
     self, read_any, read_pth, read_pth_from, CheckpointError, Dtype, MetaValue, RawTensor,
 };
 
-const PTH: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/checkpoint/official_format.pth.tar"
-);
-const EXPECTED: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/tests/data/checkpoint/official_format.expected.safetensors"
-);
+const PTH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/checkpoint/official_format.pth.tar");
+const EXPECTED: &str =
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/checkpoint/official_format.expected.safetensors");
 
 /// State-dict order as pickled by the trainer (an OrderedDict).
 const NAMES: [&str; 8] = [
@@ -52,14 +47,11 @@ fn tch_bytes(t: &tch::Tensor) -> Vec<u8> {
 /// Counts differing bytes; the reference is `tch`'s own safetensors reader, independent of the
 /// code under test.
 fn compare_with_tch(ours: &[(String, RawTensor)], reference: &[(String, tch::Tensor)]) -> usize {
-    let reference: HashMap<&str, &tch::Tensor> =
-        reference.iter().map(|(n, t)| (n.as_str(), t)).collect();
+    let reference: HashMap<&str, &tch::Tensor> = reference.iter().map(|(n, t)| (n.as_str(), t)).collect();
     assert_eq!(ours.len(), reference.len(), "tensor count");
     let mut differing_bytes = 0;
     for (name, raw) in ours {
-        let Some(t) = reference.get(name.as_str()) else {
-            panic!("{name} missing in reference")
-        };
+        let Some(t) = reference.get(name.as_str()) else { panic!("{name} missing in reference") };
         assert_eq!(t.kind(), kind_of(raw.dtype), "{name}: dtype");
         let size: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
         assert_eq!(size, raw.shape, "{name}: shape");
@@ -77,14 +69,8 @@ fn golden_checkpoint_is_bit_identical_to_expected() {
     assert_eq!(names, NAMES);
     assert_eq!(ckpt.state_dict_key.as_deref(), Some("net"));
     assert_eq!(ckpt.meta("epoch"), Some(&MetaValue::Int(60)));
-    assert_eq!(
-        ckpt.meta("net_type"),
-        Some(&MetaValue::Str("PATrack".into()))
-    );
-    assert_eq!(
-        ckpt.meta("actor_type"),
-        Some(&MetaValue::Str("PATrackActor".into()))
-    );
+    assert_eq!(ckpt.meta("net_type"), Some(&MetaValue::Str("PATrack".into())));
+    assert_eq!(ckpt.meta("actor_type"), Some(&MetaValue::Str("PATrackActor".into())));
     // The Settings object, the optimizer dict and the state dict itself are not metadata.
     for key in ["settings", "optimizer", "net"] {
         assert!(ckpt.meta(key).is_none(), "{key} listed as metadata");
@@ -92,27 +78,13 @@ fn golden_checkpoint_is_bit_identical_to_expected() {
 
     // The cases the golden was built to cover.
     let view = ckpt.tensor("adapter_head.adapter_down.weight").unwrap();
-    assert_eq!(
-        (view.dtype, view.shape.as_slice()),
-        (Dtype::F32, &[10usize, 6][..])
-    );
+    assert_eq!((view.dtype, view.shape.as_slice()), (Dtype::F32, &[10usize, 6][..]));
     let half = ckpt.tensor("adapter_head.adapter_down.bias").unwrap();
-    assert_eq!(
-        (half.dtype, half.shape.as_slice()),
-        (Dtype::F16, &[10usize][..])
-    );
-    let scalar = ckpt
-        .tensor("box_head.conv1_ctr.1.num_batches_tracked")
-        .unwrap();
-    assert_eq!(
-        (scalar.dtype, scalar.shape.as_slice()),
-        (Dtype::I64, &[][..])
-    );
+    assert_eq!((half.dtype, half.shape.as_slice()), (Dtype::F16, &[10usize][..]));
+    let scalar = ckpt.tensor("box_head.conv1_ctr.1.num_batches_tracked").unwrap();
+    assert_eq!((scalar.dtype, scalar.shape.as_slice()), (Dtype::I64, &[][..]));
     let param = ckpt.tensor("backbone.norm.weight").unwrap();
-    assert_eq!(
-        (param.dtype, param.shape.as_slice()),
-        (Dtype::F32, &[8usize][..])
-    );
+    assert_eq!((param.dtype, param.shape.as_slice()), (Dtype::F32, &[8usize][..]));
 
     let reference = tch::Tensor::read_safetensors(EXPECTED).unwrap();
     let differing = compare_with_tch(&ckpt.tensors, &reference);
@@ -142,13 +114,7 @@ fn convert_writes_safetensors_that_tch_reads_back_identically() {
     let differing: usize = ours
         .iter()
         .zip(&ckpt.tensors)
-        .map(|((_, t), (_, raw))| {
-            tch_bytes(t)
-                .iter()
-                .zip(&raw.data)
-                .filter(|(a, b)| a != b)
-                .count()
-        })
+        .map(|((_, t), (_, raw))| tch_bytes(t).iter().zip(&raw.data).filter(|(a, b)| a != b).count())
         .sum();
     println!("RawTensor::to_tch: {differing} differing bytes (tolerance: 0)");
     assert_eq!(differing, 0);
@@ -185,8 +151,7 @@ fn golden_entries() -> Vec<(String, Vec<u8>)> {
 
 fn rezip(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
-    let options =
-        zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
     for (name, data) in entries {
         w.start_file(name.as_str(), options).unwrap();
         w.write_all(data).unwrap();
@@ -196,22 +161,14 @@ fn rezip(entries: &[(String, Vec<u8>)]) -> Vec<u8> {
 
 fn with_entry(name_suffix: &str, edit: impl Fn(&mut Vec<u8>)) -> Vec<u8> {
     let mut entries = golden_entries();
-    let entry = entries
-        .iter_mut()
-        .find(|(n, _)| n.ends_with(name_suffix))
-        .unwrap();
+    let entry = entries.iter_mut().find(|(n, _)| n.ends_with(name_suffix)).unwrap();
     edit(&mut entry.1);
     rezip(&entries)
 }
 
 /// Replaces the only occurrence of `from` in `data`.
 fn replace_once(data: &mut [u8], from: &[u8], to: &[u8]) {
-    let hits: Vec<usize> = data
-        .windows(from.len())
-        .enumerate()
-        .filter(|(_, w)| *w == from)
-        .map(|(i, _)| i)
-        .collect();
+    let hits: Vec<usize> = data.windows(from.len()).enumerate().filter(|(_, w)| *w == from).map(|(i, _)| i).collect();
     assert_eq!(hits.len(), 1, "pattern {from:?} not unique");
     data[hits[0]..hits[0] + to.len()].copy_from_slice(to);
 }
@@ -235,45 +192,30 @@ fn missing_storage_entry_is_an_error() {
     let mut entries = golden_entries();
     entries.retain(|(n, _)| !n.ends_with("/data/5"));
     let err = expect_err(rezip(&entries), "missing storage");
-    assert!(
-        matches!(err, CheckpointError::MissingStorage { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, CheckpointError::MissingStorage { .. }), "{err:?}");
     let msg = err.to_string();
-    assert!(
-        msg.contains("adapter_head.adapter_down.weight") && msg.contains("data/5"),
-        "{msg}"
-    );
+    assert!(msg.contains("adapter_head.adapter_down.weight") && msg.contains("data/5"), "{msg}");
 }
 
 #[test]
 fn view_past_its_storage_is_an_error() {
     // adapter_down.weight: BINPERSID, offset 2, size (10, 6). Offset 7 makes the last element
     // index 7 + 9*12 + 5 = 120, one past the 120-element storage.
-    let bytes = with_entry("/data.pkl", |pkl| {
-        replace_once(pkl, b"QK\x02K\x0aK\x06", b"QK\x07")
-    });
+    let bytes = with_entry("/data.pkl", |pkl| replace_once(pkl, b"QK\x02K\x0aK\x06", b"QK\x07"));
     let err = expect_err(bytes, "view past storage");
     assert!(matches!(err, CheckpointError::BadTensor { .. }), "{err:?}");
     assert!(err.to_string().contains("past its storage"), "{err}");
 
     // Offset 6 reaches exactly the last element: still valid.
-    let bytes = with_entry("/data.pkl", |pkl| {
-        replace_once(pkl, b"QK\x02K\x0aK\x06", b"QK\x06")
-    });
+    let bytes = with_entry("/data.pkl", |pkl| replace_once(pkl, b"QK\x02K\x0aK\x06", b"QK\x06"));
     let ok = read_pth_from(Cursor::new(bytes)).unwrap();
-    assert_eq!(
-        ok.tensor("adapter_head.adapter_down.weight").unwrap().shape,
-        [10, 6]
-    );
+    assert_eq!(ok.tensor("adapter_head.adapter_down.weight").unwrap().shape, [10, 6]);
 }
 
 #[test]
 fn storage_size_disagreeing_with_pickle_is_an_error() {
     // Storage '5' declared with 121 floats while its entry holds 120.
-    let bytes = with_entry("/data.pkl", |pkl| {
-        replace_once(pkl, b"\x0eK\x78t", b"\x0eK\x79t")
-    });
+    let bytes = with_entry("/data.pkl", |pkl| replace_once(pkl, b"\x0eK\x78t", b"\x0eK\x79t"));
     let err = expect_err(bytes, "numel mismatch");
     assert!(err.to_string().contains("484"), "{err}");
 }
@@ -290,32 +232,21 @@ fn truncated_files_are_errors_at_every_length() {
     let whole = std::fs::read(PTH).unwrap();
     let mut kinds: HashMap<String, usize> = HashMap::new();
     for len in 0..whole.len() {
-        let err = read_pth_from(Cursor::new(&whole[..len]))
-            .expect_err(&format!("truncated at {len} bytes accepted"));
+        let err = read_pth_from(Cursor::new(&whole[..len])).expect_err(&format!("truncated at {len} bytes accepted"));
         let msg = err.to_string();
         *kinds.entry(msg.chars().take(40).collect()).or_default() += 1;
     }
-    println!(
-        "{} truncations, errors by message prefix: {kinds:?}",
-        whole.len()
-    );
+    println!("{} truncations, errors by message prefix: {kinds:?}", whole.len());
 
     // Inside an intact zip, every truncation of data.pkl loses its STOP opcode.
     let entries = golden_entries();
-    let pkl_index = entries
-        .iter()
-        .position(|(n, _)| n.ends_with("/data.pkl"))
-        .unwrap();
+    let pkl_index = entries.iter().position(|(n, _)| n.ends_with("/data.pkl")).unwrap();
     let pkl_len = entries[pkl_index].1.len();
     for len in 0..pkl_len {
         let mut cut = entries.clone();
         cut[pkl_index].1.truncate(len);
-        let err = read_pth_from(Cursor::new(rezip(&cut)))
-            .expect_err(&format!("data.pkl cut at {len} bytes accepted"));
-        assert!(
-            matches!(err, CheckpointError::Pickle { .. }),
-            "cut at {len}: {err:?}"
-        );
+        let err = read_pth_from(Cursor::new(rezip(&cut))).expect_err(&format!("data.pkl cut at {len} bytes accepted"));
+        assert!(matches!(err, CheckpointError::Pickle { .. }), "cut at {len}: {err:?}");
     }
     println!("{pkl_len} truncations of data.pkl: all rejected as pickle errors");
 }
@@ -323,10 +254,7 @@ fn truncated_files_are_errors_at_every_length() {
 #[test]
 fn byte_flips_in_data_pkl_never_panic() {
     let entries = golden_entries();
-    let pkl_index = entries
-        .iter()
-        .position(|(n, _)| n.ends_with("/data.pkl"))
-        .unwrap();
+    let pkl_index = entries.iter().position(|(n, _)| n.ends_with("/data.pkl")).unwrap();
     let reference = read_pth(PTH).unwrap();
     let mut state: u64 = 0x2545_F491_4F6C_DD1D;
     let mut next = move || {
@@ -356,8 +284,7 @@ fn byte_flips_in_data_pkl_never_panic() {
                 // A flip inside a name or a float can leave a valid pickle; what comes out must
                 // still be internally consistent.
                 for (name, t) in &ckpt.tensors {
-                    t.validate()
-                        .unwrap_or_else(|e| panic!("round {round}: {name}: {e}"));
+                    t.validate().unwrap_or_else(|e| panic!("round {round}: {name}: {e}"));
                 }
                 if ckpt.tensors != reference.tensors {
                     changed += 1;
@@ -383,10 +310,7 @@ fn non_checkpoint_files_give_clear_errors() {
     std::fs::write(&text, b"this is not a checkpoint at all\n").unwrap();
     let err = read_any(&text).unwrap_err();
     println!("text via read_any: {err}");
-    assert!(
-        matches!(err, CheckpointError::UnknownFormat { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, CheckpointError::UnknownFormat { .. }), "{err:?}");
     let err = read_pth(&text).unwrap_err();
     println!("text via read_pth: {err}");
     assert!(matches!(err, CheckpointError::NotZip(_)), "{err:?}");
@@ -394,15 +318,8 @@ fn non_checkpoint_files_give_clear_errors() {
     // torch.save(..., _use_new_zipfile_serialization=False) starts with PROTO 2 and a LONG1
     // magic number 0x1950a86a20f9469cfc6c.
     let legacy = tmp("legacy.pth");
-    std::fs::write(
-        &legacy,
-        b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03.",
-    )
-    .unwrap();
-    for err in [
-        read_any(&legacy).unwrap_err(),
-        read_pth(&legacy).unwrap_err(),
-    ] {
+    std::fs::write(&legacy, b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19.\x80\x02M\xe9\x03.").unwrap();
+    for err in [read_any(&legacy).unwrap_err(), read_pth(&legacy).unwrap_err()] {
         println!("legacy: {err}");
         assert!(matches!(err, CheckpointError::LegacyTorchFormat), "{err:?}");
         assert!(err.to_string().contains("re-save"));
@@ -426,21 +343,11 @@ fn raw_tensor_rejects_inconsistent_data() {
     assert!(RawTensor::new(Dtype::I64, vec![], vec![0; 8]).is_ok());
     assert!(RawTensor::new(Dtype::Bool, vec![2], vec![1, 2]).is_err());
     assert!(RawTensor::new(Dtype::U8, vec![usize::MAX, 2], vec![]).is_err());
-    let forged = RawTensor {
-        dtype: Dtype::F64,
-        shape: vec![4],
-        data: vec![0; 8],
-    };
+    let forged = RawTensor { dtype: Dtype::F64, shape: vec![4], data: vec![0; 8] };
     assert!(forged.to_tch().is_err());
     let dup = vec![
-        (
-            "a".to_string(),
-            RawTensor::new(Dtype::U8, vec![1], vec![7]).unwrap(),
-        ),
-        (
-            "a".to_string(),
-            RawTensor::new(Dtype::U8, vec![1], vec![8]).unwrap(),
-        ),
+        ("a".to_string(), RawTensor::new(Dtype::U8, vec![1], vec![7]).unwrap()),
+        ("a".to_string(), RawTensor::new(Dtype::U8, vec![1], vec![8]).unwrap()),
     ];
     assert!(checkpoint::write_safetensors(&dup, tmp("dup.safetensors")).is_err());
 }

@@ -87,12 +87,7 @@ fn samples() -> Vec<Sample> {
 }
 
 fn stores() -> Vec<String> {
-    manifest()["stores"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s.as_str().unwrap().to_owned())
-        .collect()
+    manifest()["stores"].as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_owned()).collect()
 }
 
 fn read(store: &str, file: &str) -> Vec<u8> {
@@ -120,10 +115,7 @@ macro_rules! with_type {
     };
 }
 
-fn check_both_ways<T: RosMessage + PartialEq + std::fmt::Debug>(
-    sample: &Sample,
-    store: &str,
-) -> usize {
+fn check_both_ways<T: RosMessage + PartialEq + std::fmt::Debug>(sample: &Sample, store: &str) -> usize {
     let expected: T = serde_json::from_value(sample.value.clone()).unwrap();
     let bytes = read(store, &format!("{}.cdr", sample.name));
     let decoded = T::decode(&bytes).unwrap();
@@ -132,21 +124,11 @@ fn check_both_ways<T: RosMessage + PartialEq + std::fmt::Debug>(
     assert_eq!(encoded, bytes, "{store}/{}: encode", sample.name);
     // The JSON form of the decoded struct is the recorded one field for field, so the mirror
     // has no extra, missing or renamed field.
-    assert_eq!(
-        serde_json::to_value(&decoded).unwrap(),
-        sample.value,
-        "{store}/{}",
-        sample.name
-    );
+    assert_eq!(serde_json::to_value(&decoded).unwrap(), sample.value, "{store}/{}", sample.name);
     if sample.big_endian_file {
         let big = read(store, &format!("{}.be.cdr", sample.name));
         assert_eq!(&big[..2], [0, 0]);
-        assert_eq!(
-            T::decode(&big).unwrap(),
-            expected,
-            "{store}/{}: big endian",
-            sample.name
-        );
+        assert_eq!(T::decode(&big).unwrap(), expected, "{store}/{}: big endian", sample.name);
     }
     bytes.len()
 }
@@ -177,11 +159,7 @@ fn schemas_equal_the_ones_rosbags_writes_into_mcap() {
     let manifest = manifest();
     for store in stores() {
         let schemas = manifest["schemas"][&store].as_object().unwrap();
-        assert_eq!(
-            schemas.len(),
-            DEFINITIONS.len(),
-            "{store}: one schema per mirrored type"
-        );
+        assert_eq!(schemas.len(), DEFINITIONS.len(), "{store}: one schema per mirrored type");
         for (type_name, expected) in schemas {
             let ours = ros2msg_schema(type_name).unwrap_or_default();
             assert_eq!(ours, expected.as_str().unwrap(), "{store}: {type_name}");
@@ -223,20 +201,11 @@ fn every_truncation_is_an_error() {
 #[test]
 fn bad_encapsulation_headers_are_errors() {
     let bytes = read("humble", "detection2d_array_two.cdr");
-    for id in [
-        [0x00, 0x02],
-        [0x00, 0x03],
-        [0x00, 0x07],
-        [0x01, 0x00],
-        [0xff, 0xff],
-    ] {
+    for id in [[0x00, 0x02], [0x00, 0x03], [0x00, 0x07], [0x01, 0x00], [0xff, 0xff]] {
         let mut bad = bytes.clone();
         bad[..2].copy_from_slice(&id);
         let err = Detection2DArray::decode(&bad).unwrap_err();
-        assert!(
-            matches!(err, MsgError::UnsupportedEncapsulation { .. }),
-            "{id:02x?}: {err}"
-        );
+        assert!(matches!(err, MsgError::UnsupportedEncapsulation { .. }), "{id:02x?}: {err}");
     }
     // The right layout read with the wrong byte order fails on its lengths.
     let mut swapped = bytes.clone();
@@ -244,10 +213,7 @@ fn bad_encapsulation_headers_are_errors() {
     assert!(Detection2DArray::decode(&swapped).is_err());
     // A message of another type leaves bytes over.
     let image = read("humble", "image_rgb8_padded.cdr");
-    assert!(matches!(
-        Header::decode(&image),
-        Err(MsgError::TrailingBytes { .. })
-    ));
+    assert!(matches!(Header::decode(&image), Err(MsgError::TrailingBytes { .. })));
 }
 
 fn set_u32_le(bytes: &mut [u8], offset: usize, value: u32) {
@@ -283,27 +249,15 @@ fn huge_lengths_are_errors_without_big_allocations() {
         cases.push(("Header.frame_id length", b, decode_is_err::<Header>));
         let mut b = det_two.clone();
         set_u32_le(&mut b, after_header(det_frame), huge);
-        cases.push((
-            "Detection2DArray.detections count",
-            b,
-            decode_is_err::<Detection2DArray>,
-        ));
+        cases.push(("Detection2DArray.detections count", b, decode_is_err::<Detection2DArray>));
         // First detection: its own header, then the results count.
         let mut b = det_two.clone();
         let results_at = after_header(det_frame) + 4 + (after_header(det_frame) - 4);
         set_u32_le(&mut b, results_at, huge);
-        cases.push((
-            "Detection2D.results count",
-            b,
-            decode_is_err::<Detection2DArray>,
-        ));
+        cases.push(("Detection2D.results count", b, decode_is_err::<Detection2DArray>));
         let mut b = diag.clone();
         set_u32_le(&mut b, after_header(0), huge);
-        cases.push((
-            "DiagnosticArray.status count",
-            b,
-            decode_is_err::<DiagnosticArray>,
-        ));
+        cases.push(("DiagnosticArray.status count", b, decode_is_err::<DiagnosticArray>));
     }
     const LIMIT_BYTES: usize = 64 * 1024;
     for (what, bytes, is_err) in cases {
@@ -315,10 +269,7 @@ fn huge_lengths_are_errors_without_big_allocations() {
     // The crafted offsets point at real length fields: restoring the recorded value decodes.
     let mut b = det_two.clone();
     let results_at = after_header(det_frame) + 4 + (after_header(det_frame) - 4);
-    assert_eq!(
-        u32::from_le_bytes(b[results_at..results_at + 4].try_into().unwrap()),
-        1
-    );
+    assert_eq!(u32::from_le_bytes(b[results_at..results_at + 4].try_into().unwrap()), 1);
     set_u32_le(&mut b, results_at, 1);
     assert!(Detection2DArray::decode(&b).is_ok());
 }
@@ -348,31 +299,20 @@ fn random_corruption_never_panics_or_allocates_beyond_the_input() {
             let mut corrupt = bytes.clone();
             for _ in 0..1 + rng.below(4) {
                 let at = 4 + rng.below(corrupt.len() - 4);
-                corrupt[at] = if rng.below(2) == 0 {
-                    0xff
-                } else {
-                    rng.next() as u8
-                };
+                corrupt[at] = if rng.below(2) == 0 { 0xff } else { rng.next() as u8 };
             }
-            let (decoded, largest) = largest_allocation_during(|| {
-                with_type!(sample.type_name.as_str(), decode_any(&corrupt))
-            });
+            let (decoded, largest) =
+                largest_allocation_during(|| with_type!(sample.type_name.as_str(), decode_any(&corrupt)));
             if decoded {
                 ok += 1;
             } else {
                 err += 1;
             }
             largest_seen = largest_seen.max(largest);
-            assert!(
-                largest <= 64 * 1024 + 16 * corrupt.len(),
-                "{}: {largest}",
-                sample.name
-            );
+            assert!(largest <= 64 * 1024 + 16 * corrupt.len(), "{}: {largest}", sample.name);
         }
     }
-    println!(
-        "corrupted messages: {ok} decoded, {err} rejected; largest allocation {largest_seen} bytes"
-    );
+    println!("corrupted messages: {ok} decoded, {err} rejected; largest allocation {largest_seen} bytes");
     assert!(err > 0 && ok > 0);
 }
 
@@ -395,10 +335,7 @@ fn vga_rgb8() -> Image {
     let (width, height) = (640u32, 480u32);
     Image {
         header: Header {
-            stamp: Time {
-                sec: 1_700_000_000,
-                nanosec: 1,
-            },
+            stamp: Time { sec: 1_700_000_000, nanosec: 1 },
             frame_id: "camera_color_optical_frame".into(),
         },
         height,
@@ -429,10 +366,7 @@ fn vga_rgb8_image_round_trips_with_one_copy_and_matches_the_per_element_encoding
     assert!(decoded == image);
     // encapsulation, header (stamp, frame_id 26+NUL, pad 1), height, width, "rgb8"+NUL,
     // is_bigendian, pad 2, step, data length, data
-    assert_eq!(
-        bytes.len(),
-        4 + (8 + 4 + 27 + 1) + 4 + 4 + (4 + 5) + 1 + 2 + 4 + 4 + 921_600
-    );
+    assert_eq!(bytes.len(), 4 + (8 + 4 + 27 + 1) + 4 + 4 + (4 + 5) + 1 + 2 + 4 + 4 + 921_600);
 
     let plain = PlainVecImage {
         header: image.header.clone(),
@@ -443,16 +377,11 @@ fn vga_rgb8_image_round_trips_with_one_copy_and_matches_the_per_element_encoding
         step: image.step,
         data: image.data.clone(),
     };
-    let (plain_bytes, plain_encode_ms) = best_of(5, || {
-        patrack::ros::cdr::encode("sensor_msgs/msg/Image", &plain).unwrap()
-    });
-    let (plain_decoded, plain_decode_ms) = best_of(5, || {
-        patrack::ros::cdr::decode::<PlainVecImage>("sensor_msgs/msg/Image", &bytes).unwrap()
-    });
-    assert_eq!(
-        plain_bytes, bytes,
-        "serde_bytes must not change the wire format"
-    );
+    let (plain_bytes, plain_encode_ms) =
+        best_of(5, || patrack::ros::cdr::encode("sensor_msgs/msg/Image", &plain).unwrap());
+    let (plain_decoded, plain_decode_ms) =
+        best_of(5, || patrack::ros::cdr::decode::<PlainVecImage>("sensor_msgs/msg/Image", &bytes).unwrap());
+    assert_eq!(plain_bytes, bytes, "serde_bytes must not change the wire format");
     assert!(plain_decoded == plain);
     println!(
         "640x480 rgb8: encode {encode_ms:.3} ms, decode {decode_ms:.3} ms with serde_bytes; \

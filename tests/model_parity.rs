@@ -88,7 +88,7 @@ fn golden_model() -> PATrack {
             (key, t)
         })
         .collect();
-    let mut model = PATrack::new(cfg, Device::Cpu, Precision::Fp32).unwrap();
+    let mut model = PATrack::new(cfg, common::test_device(), Precision::Fp32).unwrap();
     let report = model.load(tensors).unwrap();
     println!("loaded {} tensors, ignored {} dead entries", report.loaded, report.dead_ignored);
     model
@@ -138,7 +138,7 @@ fn reduced_precision_stays_close_to_fp32() {
     let ref_box = decode(&HostMaps::from_head(&ref_out).unwrap(), &hann2d(16)).unwrap();
     drop(reference);
     for (precision, tol) in [(Precision::Bf16, 0.025), (Precision::Fp16, 0.004)] {
-        let mut model = PATrack::new(ModelConfig::vit_base(), Device::Cpu, precision).unwrap();
+        let mut model = PATrack::new(ModelConfig::vit_base(), common::test_device(), precision).unwrap();
         model.fill_hashed();
         let out = tch::no_grad(|| model.forward(&g["in.z"], &g["in.x"]));
         assert_eq!(out.score_map.kind(), precision.kind());

@@ -34,7 +34,7 @@ fn max_box_diff(a: BoxXywh, b: BoxXywh) -> f64 {
 }
 
 fn model() -> PATrack {
-    let mut m = PATrack::new(ModelConfig::vit_base(), Device::Cpu, Precision::Fp32).unwrap();
+    let mut m = PATrack::new(ModelConfig::vit_base(), common::test_device(), Precision::Fp32).unwrap();
     m.fill_hashed();
     m
 }

@@ -1,1 +1,13 @@
-fn main() {}
+//! `patrack_node`: the PATrack tracker as a ROS 2 node (r2r). Started by
+//! `ros2 run patrack patrack_node --ros-args ...` or `launch/patrack.launch.py`; parameters come
+//! from `--params-file` / `-p` (see `config/patrack.yaml`).
+
+fn main() -> std::process::ExitCode {
+    match patrack::ros::transport::r2r::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("patrack_node: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

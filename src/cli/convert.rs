@@ -35,7 +35,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = recorded_config(&ckpt)?.map(Ok).unwrap_or_else(|| parse_config(&args.config))?;
     if !args.no_check {
         let mut model = PATrack::new(cfg.clone(), tch::Device::Cpu, crate::device::Precision::Fp32)?;
-        let report = load_checkpoint(&mut model, &ckpt).context("the weights do not fit the network (use --no-check to convert anyway)")?;
+        let report = load_checkpoint(&mut model, &ckpt)
+            .context("checking the weights against the network (--no-check converts anyway)")?;
         println!("checked: {} tensors fit the network, {} dead entries kept", report.loaded, report.dead_ignored);
     }
     let mut metadata: Vec<(String, MetaValue)> =

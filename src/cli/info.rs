@@ -25,7 +25,12 @@ pub fn run(_: Args) -> anyhow::Result<()> {
     let count = if available { tch::Cuda::device_count() } else { 0 };
     println!("devices: cpu{}", (0..count).map(|i| format!(", cuda:{i}")).collect::<String>());
     println!("CPU threads: {} (interop {})", tch::get_num_threads(), tch::get_num_interop_threads());
-    println!("MKL: {}  oneDNN: {}  OpenMP: {}", tch::utils::has_mkl(), tch::utils::has_mkldnn(), tch::utils::has_openmp());
+    println!(
+        "MKL: {}  oneDNN: {}  OpenMP: {}",
+        tch::utils::has_mkl(),
+        tch::utils::has_mkldnn(),
+        tch::utils::has_openmp()
+    );
     let flags = cpu_flags();
     let has = |f: &str| flags.iter().any(|x| x == f);
     println!(
@@ -51,7 +56,11 @@ fn cpuinfo() -> String {
 }
 
 fn cpu_model() -> Option<String> {
-    cpuinfo().lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string())
+    cpuinfo()
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(|s| s.trim().to_string())
 }
 
 /// The CPU feature flags of the first core (Linux).

@@ -7,6 +7,9 @@ pub mod common;
 pub mod convert;
 pub mod eval;
 pub mod info;
+pub mod init_weights;
+#[cfg(feature = "dds")]
+pub mod node;
 pub mod replay;
 pub mod run;
 
@@ -29,10 +32,16 @@ pub enum Command {
     /// Run the tracker over a benchmark (LasHeR, RGBT234, GTOT, DepthTrack, VisEvent) or score
     /// existing raw results; tables and plots.
     Eval(eval::Args),
-    /// Track through a recorded rosbag2 bag (MCAP or sqlite3) offline; writes an output bag and CSV/JSON.
+    /// Track through a recorded rosbag2 bag (MCAP or sqlite3) offline; writes an output bag and
+    /// CSV/JSON.
     Replay(replay::Args),
+    /// Write the deterministic test weights (untrained) as a .safetensors file.
+    InitWeights(init_weights::Args),
     /// Network and full-step latency, throughput and peak memory per device and precision.
     Bench(bench::Args),
+    /// The ROS 2 node over a pure-Rust DDS stack (no ROS install needed).
+    #[cfg(feature = "dds")]
+    Node(node::Args),
 }
 
 /// Runs the parsed command.
@@ -44,5 +53,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Convert(a) => convert::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Replay(a) => replay::run(a),
+        Command::InitWeights(a) => init_weights::run(a),
+        #[cfg(feature = "dds")]
+        Command::Node(a) => node::run(a),
     }
 }

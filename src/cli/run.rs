@@ -28,7 +28,8 @@ pub struct Args {
 
 /// Parses `x,y,w,h`.
 pub fn parse_box(s: &str) -> Result<BoxXywh, String> {
-    let v: Vec<f64> = s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let v: Vec<f64> =
+        s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     match v.as_slice() {
         [x, y, w, h] if *w > 0.0 && *h > 0.0 => Ok(BoxXywh::new(*x, *y, *w, *h)),
         _ => Err(format!("expected x,y,w,h with positive w and h, got {s:?}")),
@@ -63,7 +64,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(gt) = seq.ground_truth.as_ref().and_then(|g| g.get(i)) {
             ious.push(bbox.iou(gt));
         }
-        csv.push_str(&format!("{},{:.2},{:.2},{:.2},{:.2},{:.4},{}\n", i + 1, bbox.x, bbox.y, bbox.w, bbox.h, score, state));
+        csv.push_str(&format!(
+            "{},{:.2},{:.2},{:.2},{:.2},{:.4},{}\n",
+            i + 1,
+            bbox.x,
+            bbox.y,
+            bbox.w,
+            bbox.h,
+            score,
+            state
+        ));
         let view = overlay::annotate(&frame, Some(bbox), score, state, &format!("#{}", i + 1));
         overlay::save_png(&view, &frames_dir.join(format!("{:06}.png", i + 1)))?;
         thumbs.push(view);
@@ -76,7 +86,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     overlay::save_png(&sheet, &sheet_path)?;
     let mean_iou = if ious.is_empty() { f64::NAN } else { ious.iter().sum::<f64>() / ious.len() as f64 };
     println!("tracked {} frames of {}: mean IoU with ground truth {:.3}", seq.len(), seq.name, mean_iou);
-    println!("annotated frames: {}\ncontact sheet: {}\nboxes: {}", frames_dir.display(), sheet_path.display(), args.out.join("boxes.csv").display());
+    println!(
+        "annotated frames: {}\ncontact sheet: {}\nboxes: {}",
+        frames_dir.display(),
+        sheet_path.display(),
+        args.out.join("boxes.csv").display()
+    );
     if !trained {
         println!(
             "NOTE: these are the deterministic test weights, not a trained model: the network is \

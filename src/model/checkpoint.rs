@@ -25,10 +25,7 @@ pub use super::pickle::PickleError;
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("cannot access {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path} is empty")]
     Empty { path: PathBuf },
     #[error(
@@ -44,15 +41,9 @@ pub enum CheckpointError {
     #[error("not a torch zip checkpoint: {0}")]
     NotZip(#[source] zip::result::ZipError),
     #[error("cannot read zip entry {entry}: {source}")]
-    ZipEntry {
-        entry: String,
-        source: zip::result::ZipError,
-    },
+    ZipEntry { entry: String, source: zip::result::ZipError },
     #[error("cannot read zip entry {entry}: {source}")]
-    ZipRead {
-        entry: String,
-        source: std::io::Error,
-    },
+    ZipRead { entry: String, source: std::io::Error },
     #[error("no `<folder>/data.pkl` entry in the zip: not a torch.save checkpoint")]
     NoDataPkl,
     #[error("several `<folder>/data.pkl` entries in the zip: {0:?}")]
@@ -66,11 +57,7 @@ pub enum CheckpointError {
     #[error("state dict entry {name:?}: {reason}")]
     BadEntry { name: String, reason: String },
     #[error("tensor {name:?}: storage {key:?} has no zip entry {entry}")]
-    MissingStorage {
-        name: String,
-        key: String,
-        entry: String,
-    },
+    MissingStorage { name: String, key: String, entry: String },
     #[error("tensor {name:?}: {reason}")]
     BadTensor { name: String, reason: String },
     #[error("invalid tensor: {0}")]
@@ -78,10 +65,7 @@ pub enum CheckpointError {
     #[error("safetensors: {0}")]
     Safetensors(#[from] safetensors::SafeTensorError),
     #[error("safetensors tensor {name:?} has dtype {dtype:?}, which is not supported")]
-    UnsupportedSafetensorsDtype {
-        name: String,
-        dtype: safetensors::Dtype,
-    },
+    UnsupportedSafetensorsDtype { name: String, dtype: safetensors::Dtype },
     #[error("libtorch: {0}")]
     Tch(#[from] tch::TchError),
 }
@@ -189,11 +173,7 @@ pub struct RawTensor {
 impl RawTensor {
     /// Checks that `data` has exactly the size `shape` and `dtype` call for (and that booleans
     /// are 0 or 1).
-    pub fn new(
-        dtype: Dtype,
-        shape: Vec<usize>,
-        data: Vec<u8>,
-    ) -> std::result::Result<Self, String> {
+    pub fn new(dtype: Dtype, shape: Vec<usize>, data: Vec<u8>) -> std::result::Result<Self, String> {
         let tensor = RawTensor { dtype, shape, data };
         tensor.validate()?;
         Ok(tensor)
@@ -233,14 +213,8 @@ impl RawTensor {
             .iter()
             .map(|&d| i64::try_from(d))
             .collect::<std::result::Result<Vec<i64>, _>>()
-            .map_err(|_| {
-                CheckpointError::InvalidTensor(format!("shape {:?} does not fit i64", self.shape))
-            })?;
-        Ok(tch::Tensor::f_from_data_size(
-            &self.data,
-            &size,
-            self.dtype.kind(),
-        )?)
+            .map_err(|_| CheckpointError::InvalidTensor(format!("shape {:?} does not fit i64", self.shape)))?;
+        Ok(tch::Tensor::f_from_data_size(&self.data, &size, self.dtype.kind())?)
     }
 }
 
@@ -297,10 +271,7 @@ impl Checkpoint {
             .iter()
             .map(|(name, t)| {
                 let tensor = t.to_tch().map_err(|e| match e {
-                    CheckpointError::InvalidTensor(reason) => CheckpointError::BadTensor {
-                        name: name.clone(),
-                        reason,
-                    },
+                    CheckpointError::InvalidTensor(reason) => CheckpointError::BadTensor { name: name.clone(), reason },
                     other => other,
                 })?;
                 Ok((name.clone(), tensor))
@@ -310,10 +281,7 @@ impl Checkpoint {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| CheckpointError::Io { path: path.to_path_buf(), source }
 }
 
 /// Reads `.pth`/`.pth.tar` (torch zip format) or `.safetensors`, chosen by the file's magic
@@ -321,13 +289,9 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
 pub fn read_any(path: impl AsRef<Path>) -> Result<Checkpoint> {
     let path = path.as_ref();
     let mut head = Vec::with_capacity(16);
-    File::open(path)
-        .and_then(|f| f.take(16).read_to_end(&mut head))
-        .map_err(io_err(path))?;
+    File::open(path).and_then(|f| f.take(16).read_to_end(&mut head)).map_err(io_err(path))?;
     if head.is_empty() {
-        return Err(CheckpointError::Empty {
-            path: path.to_path_buf(),
-        });
+        return Err(CheckpointError::Empty { path: path.to_path_buf() });
     }
     if head.starts_with(b"PK") {
         return read_pth(path);
@@ -355,9 +319,7 @@ pub fn read_pth(path: impl AsRef<Path>) -> Result<Checkpoint> {
     let path = path.as_ref();
     let file = File::open(path).map_err(io_err(path))?;
     if file.metadata().map_err(io_err(path))?.len() == 0 {
-        return Err(CheckpointError::Empty {
-            path: path.to_path_buf(),
-        });
+        return Err(CheckpointError::Empty { path: path.to_path_buf() });
     }
     read_pth_from(BufReader::new(file))
 }
@@ -368,40 +330,23 @@ pub fn read_pth_from<R: Read + Seek>(mut reader: R) -> Result<Checkpoint> {
     (&mut reader)
         .take(2)
         .read_to_end(&mut head)
-        .map_err(|source| CheckpointError::ZipRead {
-            entry: "(header)".into(),
-            source,
-        })?;
+        .map_err(|source| CheckpointError::ZipRead { entry: "(header)".into(), source })?;
     if is_legacy_torch(&head) {
         return Err(CheckpointError::LegacyTorchFormat);
     }
-    reader.rewind().map_err(|source| CheckpointError::ZipRead {
-        entry: "(header)".into(),
-        source,
-    })?;
+    reader.rewind().map_err(|source| CheckpointError::ZipRead { entry: "(header)".into(), source })?;
     let mut zip = zip::ZipArchive::new(reader).map_err(CheckpointError::NotZip)?;
 
     let prefix = data_pkl_prefix(&zip)?;
     check_byteorder(&mut zip, &prefix)?;
     let pkl_entry = format!("{prefix}/data.pkl");
     let pkl = read_entry(&mut zip, &pkl_entry, None)?;
-    let root = pickle::load(&pkl).map_err(|source| CheckpointError::Pickle {
-        entry: pkl_entry.clone(),
-        source,
-    })?;
+    let root = pickle::load(&pkl).map_err(|source| CheckpointError::Pickle { entry: pkl_entry.clone(), source })?;
     drop(pkl);
 
-    let Split {
-        state_dict_key,
-        entries,
-        metadata,
-    } = split_checkpoint(root)?;
+    let Split { state_dict_key, entries, metadata } = split_checkpoint(root)?;
     let tensors = materialise_all(&mut zip, &prefix, entries)?;
-    Ok(Checkpoint {
-        tensors,
-        metadata,
-        state_dict_key,
-    })
+    Ok(Checkpoint { tensors, metadata, state_dict_key })
 }
 
 /// The folder holding `data.pkl`: torch names it after the file (`PATrack_ep0060.pth/`) or
@@ -429,34 +374,20 @@ fn check_byteorder<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, prefix: &str) -
     let bytes = read_entry(zip, &name, Some(16))?;
     match bytes.as_slice() {
         b"little" => Ok(()),
-        other => Err(CheckpointError::BigEndian(
-            String::from_utf8_lossy(other).into_owned(),
-        )),
+        other => Err(CheckpointError::BigEndian(String::from_utf8_lossy(other).into_owned())),
     }
 }
 
 /// Reads a whole zip entry. The size in the zip header is not trusted for allocation: the
 /// buffer grows only as bytes actually arrive, and at most `max_bytes` are accepted.
-fn read_entry<R: Read + Seek>(
-    zip: &mut zip::ZipArchive<R>,
-    name: &str,
-    max_bytes: Option<u64>,
-) -> Result<Vec<u8>> {
-    let entry = zip
-        .by_name(name)
-        .map_err(|source| CheckpointError::ZipEntry {
-            entry: name.to_string(),
-            source,
-        })?;
+fn read_entry<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, name: &str, max_bytes: Option<u64>) -> Result<Vec<u8>> {
+    let entry = zip.by_name(name).map_err(|source| CheckpointError::ZipEntry { entry: name.to_string(), source })?;
     let limit = max_bytes.unwrap_or(u64::MAX);
     let mut buf = Vec::new();
     entry
         .take(limit.saturating_add(1))
         .read_to_end(&mut buf)
-        .map_err(|source| CheckpointError::ZipRead {
-            entry: name.to_string(),
-            source,
-        })?;
+        .map_err(|source| CheckpointError::ZipRead { entry: name.to_string(), source })?;
     if buf.len() as u64 > limit {
         return Err(CheckpointError::ZipRead {
             entry: name.to_string(),
@@ -478,10 +409,7 @@ struct Split {
 /// Finds the state dict in the unpickled root and collects the scalar metadata beside it.
 fn split_checkpoint(root: Value) -> Result<Split> {
     let Value::Dict(top) = root else {
-        return Err(CheckpointError::NoStateDict(format!(
-            "the checkpoint holds a {}, not a dict",
-            root.type_name()
-        )));
+        return Err(CheckpointError::NoStateDict(format!("the checkpoint holds a {}, not a dict", root.type_name())));
     };
     let top_keys: Vec<String> = top
         .iter()
@@ -493,10 +421,7 @@ fn split_checkpoint(root: Value) -> Result<Split> {
 
     let mut state_dict_key = None;
     for wanted in ["net", "state_dict", "model"] {
-        let found = top
-            .iter()
-            .rev()
-            .find(|(k, _)| matches!(k, Value::Str(s) if s == wanted));
+        let found = top.iter().rev().find(|(k, _)| matches!(k, Value::Str(s) if s == wanted));
         if let Some((_, Value::Dict(_))) = found {
             state_dict_key = Some(wanted.to_string());
             break;
@@ -505,11 +430,7 @@ fn split_checkpoint(root: Value) -> Result<Split> {
     let Some(state_dict_key) = state_dict_key else {
         // A bare `torch.save(model.state_dict())`.
         if !top.is_empty() && top.iter().all(|(_, v)| matches!(v, Value::Tensor(_))) {
-            return Ok(Split {
-                state_dict_key: None,
-                entries: tensor_entries(top)?,
-                metadata: Vec::new(),
-            });
+            return Ok(Split { state_dict_key: None, entries: tensor_entries(top)?, metadata: Vec::new() });
         }
         return Err(CheckpointError::NoStateDict(format!(
             "no `net`, `state_dict` or `model` dict and not all values are tensors; top-level \
@@ -537,15 +458,9 @@ fn split_checkpoint(root: Value) -> Result<Split> {
         metadata.push((key, meta));
     }
     let Some(Value::Dict(state_dict)) = state_dict else {
-        return Err(CheckpointError::NoStateDict(format!(
-            "the last `{state_dict_key}` entry is not a dict"
-        )));
+        return Err(CheckpointError::NoStateDict(format!("the last `{state_dict_key}` entry is not a dict")));
     };
-    Ok(Split {
-        state_dict_key: Some(state_dict_key),
-        entries: tensor_entries(state_dict)?,
-        metadata,
-    })
+    Ok(Split { state_dict_key: Some(state_dict_key), entries: tensor_entries(state_dict)?, metadata })
 }
 
 /// State-dict items in order, with Python's rule for repeated keys (last value wins, first
@@ -607,29 +522,14 @@ fn materialise_all<R: Read + Seek>(
     let mut loaded: HashMap<String, LoadedStorage> = HashMap::new();
     let mut out = Vec::with_capacity(entries.len());
     for (name, tref) in entries {
-        let bad = |reason: String| CheckpointError::BadTensor {
-            name: name.clone(),
-            reason,
-        };
+        let bad = |reason: String| CheckpointError::BadTensor { name: name.clone(), reason };
         let storage = &tref.storage;
-        let dtype = Dtype::from_storage_type(&storage.storage_type).ok_or_else(|| {
-            bad(format!(
-                "unsupported storage type torch.{}",
-                storage.storage_type
-            ))
-        })?;
+        let dtype = Dtype::from_storage_type(&storage.storage_type)
+            .ok_or_else(|| bad(format!("unsupported storage type torch.{}", storage.storage_type)))?;
         if !loaded.contains_key(&storage.key) {
             let bytes = read_storage(zip, prefix, &name, storage, dtype)?;
             let uses_left = uses.get(&storage.key).copied().unwrap_or(1);
-            loaded.insert(
-                storage.key.clone(),
-                LoadedStorage {
-                    dtype,
-                    numel: storage.numel,
-                    bytes,
-                    uses_left,
-                },
-            );
+            loaded.insert(storage.key.clone(), LoadedStorage { dtype, numel: storage.numel, bytes, uses_left });
         }
         let Some(slot) = loaded.get_mut(&storage.key) else {
             return Err(bad("storage vanished".into()));
@@ -643,10 +543,7 @@ fn materialise_all<R: Read + Seek>(
         slot.uses_left = slot.uses_left.saturating_sub(1);
         let raw = if slot.uses_left == 0 {
             // Last user: the storage's buffer can become the tensor's without a copy.
-            let owned = loaded
-                .remove(&storage.key)
-                .map(|s| s.bytes)
-                .unwrap_or_default();
+            let owned = loaded.remove(&storage.key).map(|s| s.bytes).unwrap_or_default();
             materialise(&tref, dtype, Storage::Owned(owned))
         } else {
             materialise(&tref, dtype, Storage::Borrowed(&slot.bytes))
@@ -665,28 +562,16 @@ fn read_storage<R: Read + Seek>(
     dtype: Dtype,
 ) -> Result<Vec<u8>> {
     let entry = format!("{prefix}/data/{}", storage.key);
-    let bad = |reason: String| CheckpointError::BadTensor {
-        name: tensor_name.to_string(),
-        reason,
-    };
+    let bad = |reason: String| CheckpointError::BadTensor { name: tensor_name.to_string(), reason };
     let expected_bytes = storage
         .numel
         .checked_mul(dtype.size_in_bytes() as u64)
         .ok_or_else(|| bad(format!("storage numel {} overflows", storage.numel)))?;
     let Some(index) = zip.index_for_name(&entry) else {
-        return Err(CheckpointError::MissingStorage {
-            name: tensor_name.to_string(),
-            key: storage.key.clone(),
-            entry,
-        });
+        return Err(CheckpointError::MissingStorage { name: tensor_name.to_string(), key: storage.key.clone(), entry });
     };
-    let declared = zip
-        .by_index(index)
-        .map_err(|source| CheckpointError::ZipEntry {
-            entry: entry.clone(),
-            source,
-        })?
-        .size();
+    let declared =
+        zip.by_index(index).map_err(|source| CheckpointError::ZipEntry { entry: entry.clone(), source })?.size();
     if declared != expected_bytes {
         return Err(bad(format!(
             "zip entry {entry} has {declared} bytes, but the pickle declares {} x {:?} = \
@@ -696,10 +581,7 @@ fn read_storage<R: Read + Seek>(
     }
     let bytes = read_entry(zip, &entry, Some(expected_bytes))?;
     if bytes.len() as u64 != expected_bytes {
-        return Err(bad(format!(
-            "zip entry {entry} holds {} bytes, expected {expected_bytes}",
-            bytes.len()
-        )));
+        return Err(bad(format!("zip entry {entry} holds {} bytes, expected {expected_bytes}", bytes.len())));
     }
     Ok(bytes)
 }
@@ -720,26 +602,13 @@ impl Storage<'_> {
 
 /// Copies the strided view `(storage_offset, size, stride)` out of a storage into a contiguous
 /// buffer, after checking that every element it touches lies inside the storage.
-fn materialise(
-    tref: &TensorRef,
-    dtype: Dtype,
-    storage: Storage<'_>,
-) -> std::result::Result<RawTensor, String> {
+fn materialise(tref: &TensorRef, dtype: Dtype, storage: Storage<'_>) -> std::result::Result<RawTensor, String> {
     let elem_bytes = dtype.size_in_bytes();
     let storage_numel = storage.bytes().len() / elem_bytes;
-    let to_usize = |v: u64, what: &str| {
-        usize::try_from(v).map_err(|_| format!("{what} {v} does not fit in memory"))
-    };
-    let shape: Vec<usize> = tref
-        .size
-        .iter()
-        .map(|&d| to_usize(d, "size"))
-        .collect::<std::result::Result<_, _>>()?;
-    let stride: Vec<usize> = tref
-        .stride
-        .iter()
-        .map(|&s| to_usize(s, "stride"))
-        .collect::<std::result::Result<_, _>>()?;
+    let to_usize = |v: u64, what: &str| usize::try_from(v).map_err(|_| format!("{what} {v} does not fit in memory"));
+    let shape: Vec<usize> = tref.size.iter().map(|&d| to_usize(d, "size")).collect::<std::result::Result<_, _>>()?;
+    let stride: Vec<usize> =
+        tref.stride.iter().map(|&s| to_usize(s, "stride")).collect::<std::result::Result<_, _>>()?;
     let offset = to_usize(tref.storage_offset, "storage offset")?;
     let numel = checked_numel(&shape).ok_or_else(|| format!("shape {shape:?} overflows"))?;
     let view = format!("view (offset {offset}, size {shape:?}, stride {stride:?})");
@@ -748,18 +617,13 @@ fn materialise(
         return RawTensor::new(dtype, shape, Vec::new());
     }
     // Highest element index the view touches: offset + sum((size_i - 1) * stride_i).
-    let last = shape.iter().zip(&stride).try_fold(offset, |acc, (&n, &s)| {
-        (n - 1)
-            .checked_mul(s)
-            .and_then(|step| acc.checked_add(step))
-    });
+    let last = shape
+        .iter()
+        .zip(&stride)
+        .try_fold(offset, |acc, (&n, &s)| (n - 1).checked_mul(s).and_then(|step| acc.checked_add(step)));
     match last {
         Some(last) if last < storage_numel => {}
-        _ => {
-            return Err(format!(
-                "{view} reaches past its storage of {storage_numel} elements"
-            ))
-        }
+        _ => return Err(format!("{view} reaches past its storage of {storage_numel} elements")),
     }
     // Overlapping views (stride 0 broadcasts) could expand a tiny storage into an arbitrarily
     // large tensor; torch state dicts do not contain them.
@@ -817,12 +681,7 @@ fn gather_strided(
     let run_bytes = run_len * elem_bytes;
     let mut index = vec![0usize; outer.len()];
     loop {
-        let base = index
-            .iter()
-            .zip(stride)
-            .map(|(&i, &s)| i * s)
-            .sum::<usize>()
-            + offset;
+        let base = index.iter().zip(stride).map(|(&i, &s)| i * s).sum::<usize>() + offset;
         let start = base * elem_bytes;
         out.extend_from_slice(storage.get(start..start + run_bytes)?);
         // Odometer increment over the outer dims.
@@ -846,9 +705,7 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Checkpoint> {
     let path = path.as_ref();
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     if bytes.is_empty() {
-        return Err(CheckpointError::Empty {
-            path: path.to_path_buf(),
-        });
+        return Err(CheckpointError::Empty { path: path.to_path_buf() });
     }
     parse_safetensors(&bytes)
 }
@@ -857,41 +714,22 @@ pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Checkpoint> {
 pub fn parse_safetensors(bytes: &[u8]) -> Result<Checkpoint> {
     let (_, header) = safetensors::SafeTensors::read_metadata(bytes)?;
     let st = safetensors::SafeTensors::deserialize(bytes)?;
-    let mut infos: Vec<(String, (usize, usize))> = header
-        .tensors()
-        .into_iter()
-        .map(|(name, info)| (name, info.data_offsets))
-        .collect();
+    let mut infos: Vec<(String, (usize, usize))> =
+        header.tensors().into_iter().map(|(name, info)| (name, info.data_offsets)).collect();
     infos.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
     let mut tensors = Vec::with_capacity(infos.len());
     for (name, _) in infos {
         let view = st.tensor(&name)?;
-        let dtype = Dtype::from_safetensors(view.dtype()).ok_or_else(|| {
-            CheckpointError::UnsupportedSafetensorsDtype {
-                name: name.clone(),
-                dtype: view.dtype(),
-            }
-        })?;
-        let raw = RawTensor::new(dtype, view.shape().to_vec(), view.data().to_vec()).map_err(
-            |reason| CheckpointError::BadTensor {
-                name: name.clone(),
-                reason,
-            },
-        )?;
+        let dtype = Dtype::from_safetensors(view.dtype())
+            .ok_or_else(|| CheckpointError::UnsupportedSafetensorsDtype { name: name.clone(), dtype: view.dtype() })?;
+        let raw = RawTensor::new(dtype, view.shape().to_vec(), view.data().to_vec())
+            .map_err(|reason| CheckpointError::BadTensor { name: name.clone(), reason })?;
         tensors.push((name, raw));
     }
-    let mut metadata: Vec<(String, MetaValue)> = header
-        .metadata()
-        .iter()
-        .flatten()
-        .map(|(k, v)| (k.clone(), MetaValue::Str(v.clone())))
-        .collect();
+    let mut metadata: Vec<(String, MetaValue)> =
+        header.metadata().iter().flatten().map(|(k, v)| (k.clone(), MetaValue::Str(v.clone()))).collect();
     metadata.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Checkpoint {
-        tensors,
-        metadata,
-        state_dict_key: None,
-    })
+    Ok(Checkpoint { tensors, metadata, state_dict_key: None })
 }
 
 struct View<'a>(&'a RawTensor);
@@ -927,22 +765,11 @@ pub fn write_safetensors_with_metadata(
     let mut seen = std::collections::HashSet::with_capacity(tensors.len());
     for (name, t) in tensors {
         if !seen.insert(name.as_str()) {
-            return Err(CheckpointError::BadTensor {
-                name: name.clone(),
-                reason: "name appears twice".into(),
-            });
+            return Err(CheckpointError::BadTensor { name: name.clone(), reason: "name appears twice".into() });
         }
-        t.validate().map_err(|reason| CheckpointError::BadTensor {
-            name: name.clone(),
-            reason,
-        })?;
+        t.validate().map_err(|reason| CheckpointError::BadTensor { name: name.clone(), reason })?;
     }
-    let info = (!metadata.is_empty()).then(|| {
-        metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect()
-    });
+    let info = (!metadata.is_empty()).then(|| metadata.iter().map(|(k, v)| (k.clone(), v.to_string())).collect());
     let views = tensors.iter().map(|(name, t)| (name.as_str(), View(t)));
     safetensors::serialize_to_file(views, &info, path.as_ref())?;
     Ok(())

@@ -122,10 +122,7 @@ impl ModelConfig {
             return Err("depth must be positive".into());
         }
         if self.embed_dim % self.num_heads != 0 {
-            return Err(format!(
-                "embed_dim {} is not a multiple of num_heads {}",
-                self.embed_dim, self.num_heads
-            ));
+            return Err(format!("embed_dim {} is not a multiple of num_heads {}", self.embed_dim, self.num_heads));
         }
         for (name, size) in [("template_size", self.template_size), ("search_size", self.search_size)] {
             let feat = size / self.patch_size;

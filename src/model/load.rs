@@ -31,7 +31,9 @@ pub enum LoadError {
 /// The configuration recorded in a checkpoint's metadata, if any.
 pub fn recorded_config(ckpt: &Checkpoint) -> Result<Option<ModelConfig>, LoadError> {
     match ckpt.meta(CONFIG_METADATA_KEY) {
-        Some(MetaValue::Str(json)) => serde_json::from_str(json).map(Some).map_err(|e| LoadError::Config(e.to_string())),
+        Some(MetaValue::Str(json)) => {
+            serde_json::from_str(json).map(Some).map_err(|e| LoadError::Config(e.to_string()))
+        }
         Some(other) => Err(LoadError::Config(format!("{CONFIG_METADATA_KEY} is {other}, not a JSON string"))),
         None => Ok(None),
     }
@@ -39,7 +41,12 @@ pub fn recorded_config(ckpt: &Checkpoint) -> Result<Option<ModelConfig>, LoadErr
 
 /// Loads `.safetensors` or an official `.pth.tar`. The configuration recorded in the file wins;
 /// otherwise `fallback` (default: the official ViT-B) is used.
-pub fn load_file(path: &Path, fallback: Option<ModelConfig>, device: Device, precision: Precision) -> Result<PATrack, LoadError> {
+pub fn load_file(
+    path: &Path,
+    fallback: Option<ModelConfig>,
+    device: Device,
+    precision: Precision,
+) -> Result<PATrack, LoadError> {
     let ckpt = checkpoint::read_any(path)?;
     let cfg = recorded_config(&ckpt)?.or(fallback).unwrap_or_default();
     let mut model = PATrack::new(cfg, device, precision)?;
@@ -90,5 +97,30 @@ fn copy_raw(vars: &HashMap<String, Tensor>, key: &str, raw: &RawTensor) -> Resul
     let view = unsafe { Tensor::f_from_blob(raw.data.as_ptr(), &size, &strides, raw.dtype.kind(), Device::Cpu) }
         .map_err(|e| CheckpointError::BadTensor { name: key.into(), reason: e.to_string() })?;
     copy_into(vars, key, &view).map_err(ModelError::from)?;
+    Ok(())
+}
+
+/// Writes the network's variables (official key names, f32) and its configuration to a
+/// `.safetensors` file that [`load_file`] and PyTorch's `safetensors.torch.load_file` read.
+pub fn save_file(model: &PATrack, path: &Path) -> Result<(), LoadError> {
+    let mut vars: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut tensors = Vec::with_capacity(vars.len());
+    for (key, var) in vars {
+        let t = var.to_device(Device::Cpu).to_kind(tch::Kind::Float).contiguous();
+        let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
+        let values = Vec::<f32>::try_from(t.flatten(0, -1))
+            .map_err(|e| CheckpointError::BadTensor { name: key.clone(), reason: e.to_string() })?;
+        let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let raw = RawTensor::new(Dtype::F32, shape, data)
+            .map_err(|reason| CheckpointError::BadTensor { name: key.clone(), reason })?;
+        tensors.push((key, raw));
+    }
+    let cfg = serde_json::to_string(&model.cfg).map_err(|e| LoadError::Config(e.to_string()))?;
+    checkpoint::write_safetensors_with_metadata(
+        &tensors,
+        &[(CONFIG_METADATA_KEY.to_string(), MetaValue::Str(cfg))],
+        path,
+    )?;
     Ok(())
 }

@@ -83,10 +83,11 @@ impl Mixer {
         let map = f.transpose(1, 2).reshape([b, self.hidden, side, side]); // (B, 8, h, h)
         let half = self.hidden / 2;
         let high = self.high_mixer.forward(&map.narrow(1, 0, half));
-        let low = map
-            .narrow(1, half, half)
-            .avg_pool2d([2, 2], [2, 2], [0, 0], false, false, None)
-            .upsample_nearest2d([side, side], Some(2.0), Some(2.0));
+        let low = map.narrow(1, half, half).avg_pool2d([2, 2], [2, 2], [0, 0], false, false, None).upsample_nearest2d(
+            [side, side],
+            Some(2.0),
+            Some(2.0),
+        );
         let m = Tensor::cat(&[high, low], 1); // (B, 12, h, h)
         let m = &m + self.conv_fuse.forward(&m);
         self.proj.forward(&m).flatten(2, -1).transpose(1, 2) // (B, h*h, C)

@@ -11,8 +11,8 @@
 pub mod checkpoint;
 pub mod config;
 pub mod hashinit;
-pub mod load;
 pub mod head;
+pub mod load;
 pub mod mixer;
 mod pickle;
 pub mod psfm;

@@ -30,36 +30,19 @@ const MAX_PROTOCOL: u8 = 5;
 #[derive(Debug, thiserror::Error)]
 pub enum PickleError {
     #[error("pickle ends early at byte {offset_bytes}: {needed_bytes} more bytes needed")]
-    Truncated {
-        offset_bytes: usize,
-        needed_bytes: u64,
-    },
+    Truncated { offset_bytes: usize, needed_bytes: u64 },
     #[error("pickle ends at byte {offset_bytes} without a STOP opcode")]
     NoStop { offset_bytes: usize },
     #[error("unsupported pickle opcode 0x{opcode:02x} ({name}) at byte {offset_bytes}")]
-    UnsupportedOpcode {
-        opcode: u8,
-        name: &'static str,
-        offset_bytes: usize,
-    },
+    UnsupportedOpcode { opcode: u8, name: &'static str, offset_bytes: usize },
     #[error("pickle stack underflow in {opcode} at byte {offset_bytes}")]
-    StackUnderflow {
-        opcode: &'static str,
-        offset_bytes: usize,
-    },
+    StackUnderflow { opcode: &'static str, offset_bytes: usize },
     #[error("pickle {opcode} at byte {offset_bytes} needs a MARK, but none is open")]
-    NoMark {
-        opcode: &'static str,
-        offset_bytes: usize,
-    },
+    NoMark { opcode: &'static str, offset_bytes: usize },
     #[error("pickle memo key {key} used at byte {offset_bytes} was never stored")]
     MissingMemo { key: u32, offset_bytes: usize },
     #[error("invalid pickle at byte {offset_bytes} ({opcode}): {reason}")]
-    Invalid {
-        opcode: &'static str,
-        offset_bytes: usize,
-        reason: String,
-    },
+    Invalid { opcode: &'static str, offset_bytes: usize, reason: String },
     #[error("pickle at byte {offset_bytes} exceeds a safety limit: {reason}")]
     Limit { offset_bytes: usize, reason: String },
 }
@@ -162,8 +145,7 @@ impl Value {
 
 /// Interprets a whole pickle and returns the value left by `STOP`.
 pub fn load(data: &[u8]) -> Result<Value> {
-    let budget = CLONE_NODES_BASE
-        .saturating_add(CLONE_NODES_PER_INPUT_BYTE.saturating_mul(data.len() as u64));
+    let budget = CLONE_NODES_BASE.saturating_add(CLONE_NODES_PER_INPUT_BYTE.saturating_mul(data.len() as u64));
     Machine {
         data,
         pos: 0,
@@ -189,11 +171,7 @@ struct Item {
 
 impl Item {
     fn leaf(value: Value) -> Item {
-        Item {
-            value,
-            depth: 0,
-            nodes: 1,
-        }
+        Item { value, depth: 0, nodes: 1 }
     }
 }
 
@@ -241,9 +219,7 @@ impl<'a> Machine<'a> {
         loop {
             self.op_pos = self.pos;
             let Some(&opcode) = self.data.get(self.pos) else {
-                return Err(PickleError::NoStop {
-                    offset_bytes: self.pos,
-                });
+                return Err(PickleError::NoStop { offset_bytes: self.pos });
             };
             self.pos += 1;
             self.op = opcode_name(opcode);
@@ -257,18 +233,11 @@ impl<'a> Machine<'a> {
     // ---- errors -------------------------------------------------------------------------------
 
     fn invalid(&self, reason: impl Into<String>) -> PickleError {
-        PickleError::Invalid {
-            opcode: self.op,
-            offset_bytes: self.op_pos,
-            reason: reason.into(),
-        }
+        PickleError::Invalid { opcode: self.op, offset_bytes: self.op_pos, reason: reason.into() }
     }
 
     fn limit(&self, reason: impl Into<String>) -> PickleError {
-        PickleError::Limit {
-            offset_bytes: self.op_pos,
-            reason: reason.into(),
-        }
+        PickleError::Limit { offset_bytes: self.op_pos, reason: reason.into() }
     }
 
     // ---- input --------------------------------------------------------------------------------
@@ -277,10 +246,7 @@ impl<'a> Machine<'a> {
     /// before anything is sliced or allocated.
     fn bytes(&mut self, len: u64) -> Result<&'a [u8]> {
         let left = self.data.len().saturating_sub(self.pos) as u64;
-        let truncated = PickleError::Truncated {
-            offset_bytes: self.op_pos,
-            needed_bytes: len.saturating_sub(left),
-        };
+        let truncated = PickleError::Truncated { offset_bytes: self.op_pos, needed_bytes: len.saturating_sub(left) };
         if len > left {
             return Err(truncated);
         }
@@ -327,10 +293,7 @@ impl<'a> Machine<'a> {
     fn line(&mut self) -> Result<String> {
         let rest = self.data.get(self.pos..).unwrap_or_default();
         let Some(len) = rest.iter().position(|&b| b == b'\n') else {
-            return Err(PickleError::Truncated {
-                offset_bytes: self.op_pos,
-                needed_bytes: 1,
-            });
+            return Err(PickleError::Truncated { offset_bytes: self.op_pos, needed_bytes: 1 });
         };
         let line = self.bytes(len as u64 + 1)?;
         let text = line.strip_suffix(b"\n").unwrap_or(line);
@@ -362,11 +325,7 @@ impl<'a> Machine<'a> {
         let Some(&last) = bytes.last() else {
             return Ok(Value::Int(0));
         };
-        let mut buf = if last & 0x80 != 0 {
-            [0xffu8; 8]
-        } else {
-            [0u8; 8]
-        };
+        let mut buf = if last & 0x80 != 0 { [0xffu8; 8] } else { [0u8; 8] };
         buf[..bytes.len()].copy_from_slice(bytes);
         Ok(Value::Int(i64::from_le_bytes(buf)))
     }
@@ -378,10 +337,7 @@ impl<'a> Machine<'a> {
     }
 
     fn underflow(&self) -> PickleError {
-        PickleError::StackUnderflow {
-            opcode: self.op,
-            offset_bytes: self.op_pos,
-        }
+        PickleError::StackUnderflow { opcode: self.op, offset_bytes: self.op_pos }
     }
 
     fn push(&mut self, item: Item) -> Result<()> {
@@ -413,10 +369,7 @@ impl<'a> Machine<'a> {
 
     fn pop_mark(&mut self) -> Result<Vec<Item>> {
         let Some(mark) = self.marks.pop() else {
-            return Err(PickleError::NoMark {
-                opcode: self.op,
-                offset_bytes: self.op_pos,
-            });
+            return Err(PickleError::NoMark { opcode: self.op, offset_bytes: self.op_pos });
         };
         Ok(self.stack.split_off(mark.min(self.stack.len())))
     }
@@ -455,20 +408,10 @@ impl<'a> Machine<'a> {
 
     fn memo_get(&mut self, key: u32) -> Result<()> {
         let Some(nodes) = self.memo.get(&key).map(|item| item.nodes) else {
-            return Err(PickleError::MissingMemo {
-                key,
-                offset_bytes: self.op_pos,
-            });
+            return Err(PickleError::MissingMemo { key, offset_bytes: self.op_pos });
         };
         self.spend_clone(nodes)?;
-        let item = self
-            .memo
-            .get(&key)
-            .cloned()
-            .ok_or(PickleError::MissingMemo {
-                key,
-                offset_bytes: self.op_pos,
-            })?;
+        let item = self.memo.get(&key).cloned().ok_or(PickleError::MissingMemo { key, offset_bytes: self.op_pos })?;
         self.push(item)
     }
 
@@ -486,9 +429,7 @@ impl<'a> Machine<'a> {
     fn pop_str(&mut self, what: &str) -> Result<String> {
         match self.pop()?.value {
             Value::Str(s) => Ok(s),
-            other => {
-                Err(self.invalid(format!("{what} must be a str, found {}", other.type_name())))
-            }
+            other => Err(self.invalid(format!("{what} must be a str, found {}", other.type_name()))),
         }
     }
 
@@ -522,26 +463,10 @@ impl<'a> Machine<'a> {
                 let copy = self.clone_top()?;
                 self.push(copy)?;
             }
-            b'}' => self.push(Item {
-                value: Value::Dict(Vec::new()),
-                depth: 1,
-                nodes: 1,
-            })?,
-            b']' => self.push(Item {
-                value: Value::List(Vec::new()),
-                depth: 1,
-                nodes: 1,
-            })?,
-            b')' => self.push(Item {
-                value: Value::Tuple(Vec::new()),
-                depth: 1,
-                nodes: 1,
-            })?,
-            0x8f => self.push(Item {
-                value: Value::Set(Vec::new()),
-                depth: 1,
-                nodes: 1,
-            })?,
+            b'}' => self.push(Item { value: Value::Dict(Vec::new()), depth: 1, nodes: 1 })?,
+            b']' => self.push(Item { value: Value::List(Vec::new()), depth: 1, nodes: 1 })?,
+            b')' => self.push(Item { value: Value::Tuple(Vec::new()), depth: 1, nodes: 1 })?,
+            0x8f => self.push(Item { value: Value::Set(Vec::new()), depth: 1, nodes: 1 })?,
             b't' => {
                 let items = self.pop_mark()?;
                 self.push_container(items, Value::Tuple)?;
@@ -561,13 +486,8 @@ impl<'a> Machine<'a> {
             b'd' => {
                 let items = self.pop_mark()?;
                 let (values, depth, nodes) = gather(items);
-                let pairs =
-                    pairs(values).ok_or_else(|| self.invalid("odd number of dict items"))?;
-                self.push(Item {
-                    value: Value::Dict(pairs),
-                    depth,
-                    nodes,
-                })?;
+                let pairs = pairs(values).ok_or_else(|| self.invalid("odd number of dict items"))?;
+                self.push(Item { value: Value::Dict(pairs), depth, nodes })?;
             }
             // Strings and bytes
             b'X' => {
@@ -652,8 +572,7 @@ impl<'a> Machine<'a> {
                 self.memo_put(key)?;
             }
             0x94 => {
-                let key = u32::try_from(self.memo.len())
-                    .map_err(|_| self.limit("memo has more than 2^32 entries"))?;
+                let key = u32::try_from(self.memo.len()).map_err(|_| self.limit("memo has more than 2^32 entries"))?;
                 self.memo_put(key)?;
             }
             b'h' => {
@@ -699,10 +618,9 @@ impl<'a> Machine<'a> {
                         item.nodes = item.nodes.saturating_add(kwargs.nodes);
                     }
                     (Value::Object(_), other) => {
-                        return Err(self.invalid(format!(
-                            "keyword arguments must be a dict, found {}",
-                            other.type_name()
-                        )))
+                        return Err(
+                            self.invalid(format!("keyword arguments must be a dict, found {}", other.type_name()))
+                        )
                     }
                     _ => return Err(self.invalid("keyword arguments for a built-in type")),
                 }
@@ -758,24 +676,14 @@ impl<'a> Machine<'a> {
                 let storage = self.persistent_load(pid.value)?;
                 self.push_leaf(Value::Storage(storage))?;
             }
-            _ => {
-                return Err(PickleError::UnsupportedOpcode {
-                    opcode,
-                    name: self.op,
-                    offset_bytes: self.op_pos,
-                })
-            }
+            _ => return Err(PickleError::UnsupportedOpcode { opcode, name: self.op, offset_bytes: self.op_pos }),
         }
         Ok(())
     }
 
     fn push_container(&mut self, items: Vec<Item>, make: fn(Vec<Value>) -> Value) -> Result<()> {
         let (values, depth, nodes) = gather(items);
-        self.push(Item {
-            value: make(values),
-            depth,
-            nodes,
-        })
+        self.push(Item { value: make(values), depth, nodes })
     }
 
     fn set_items(&mut self, items: Vec<Item>) -> Result<()> {
@@ -811,25 +719,19 @@ impl<'a> Machine<'a> {
     /// `callable(*args)` for REDUCE/NEWOBJ, without executing anything.
     fn call(&mut self, callable: Item, args: Item) -> Result<Item> {
         let Value::Global { module, name } = callable.value else {
-            return Err(self.invalid(format!(
-                "can only call class/function references, not a {}",
-                callable.value.type_name()
-            )));
+            return Err(
+                self.invalid(format!("can only call class/function references, not a {}", callable.value.type_name()))
+            );
         };
         let Value::Tuple(arg_values) = args.value else {
-            return Err(self.invalid(format!(
-                "arguments of {module}.{name} must be a tuple, found {}",
-                args.value.type_name()
-            )));
+            return Err(
+                self.invalid(format!("arguments of {module}.{name} must be a tuple, found {}", args.value.type_name()))
+            );
         };
         let depth = args.depth.max(1);
         let nodes = args.nodes.saturating_add(1);
         let value = self.call_known(&module, &name, arg_values)?;
-        Ok(Item {
-            value,
-            depth,
-            nodes,
-        })
+        Ok(Item { value, depth, nodes })
     }
 
     fn call_known(&self, module: &str, name: &str, args: Vec<Value>) -> Result<Value> {
@@ -847,15 +749,13 @@ impl<'a> Machine<'a> {
                 }
                 self.rebuild_tensor(args)
             }
-            ("torch._utils", "_rebuild_parameter")
-            | ("torch._utils", "_rebuild_parameter_with_state") => {
+            ("torch._utils", "_rebuild_parameter") | ("torch._utils", "_rebuild_parameter_with_state") => {
                 let expected = if name == "_rebuild_parameter" { 3 } else { 4 };
                 if args.len() != expected {
                     return Err(self.bad_args(name, &expected.to_string(), args.len()));
                 }
                 let mut args = args.into_iter();
-                let (Some(Value::Tensor(mut tensor)), Some(Value::Bool(requires_grad))) =
-                    (args.next(), args.next())
+                let (Some(Value::Tensor(mut tensor)), Some(Value::Bool(requires_grad))) = (args.next(), args.next())
                 else {
                     return Err(self.invalid(format!("{name} expects (tensor, bool, hooks)")));
                 };
@@ -866,18 +766,10 @@ impl<'a> Machine<'a> {
             // Tensors carrying Python attributes: rebuild the plain tensor, drop the attributes.
             ("torch._tensor", "_rebuild_from_type_v2") => {
                 let mut args = args.into_iter();
-                let (
-                    Some(Value::Global {
-                        module: fm,
-                        name: fname,
-                    }),
-                    _,
-                    Some(Value::Tuple(fargs)),
-                ) = (args.next(), args.next(), args.next())
+                let (Some(Value::Global { module: fm, name: fname }), _, Some(Value::Tuple(fargs))) =
+                    (args.next(), args.next(), args.next())
                 else {
-                    return Err(
-                        self.invalid("_rebuild_from_type_v2 expects (func, type, args, state)")
-                    );
+                    return Err(self.invalid("_rebuild_from_type_v2 expects (func, type, args, state)"));
                 };
                 if fname == "_rebuild_from_type_v2" {
                     return Err(self.invalid("nested _rebuild_from_type_v2"));
@@ -898,13 +790,11 @@ impl<'a> Machine<'a> {
                 }
                 Ok(stub(module, name, args))
             }
-            ("builtins" | "__builtin__", "set" | "frozenset") if args.len() <= 1 => {
-                match args.into_iter().next() {
-                    None => Ok(Value::Set(Vec::new())),
-                    Some(Value::List(v) | Value::Tuple(v) | Value::Set(v)) => Ok(Value::Set(v)),
-                    Some(other) => Ok(stub(module, name, vec![other])),
-                }
-            }
+            ("builtins" | "__builtin__", "set" | "frozenset") if args.len() <= 1 => match args.into_iter().next() {
+                None => Ok(Value::Set(Vec::new())),
+                Some(Value::List(v) | Value::Tuple(v) | Value::Set(v)) => Ok(Value::Set(v)),
+                Some(other) => Ok(stub(module, name, vec![other])),
+            },
             _ => Ok(stub(module, name, args)),
         }
     }
@@ -949,27 +839,19 @@ impl<'a> Machine<'a> {
             None => false,
             Some(Value::Bool(b)) => b,
             Some(other) => {
-                return Err(self.invalid(format!(
-                    "requires_grad must be a bool, found {}",
-                    other.type_name()
-                )))
+                return Err(self.invalid(format!("requires_grad must be a bool, found {}", other.type_name())))
             }
         };
         let Value::Storage(storage) = storage else {
-            return Err(self.invalid(format!(
-                "tensor storage must be a persistent storage, found {}",
-                storage.type_name()
-            )));
+            return Err(
+                self.invalid(format!("tensor storage must be a persistent storage, found {}", storage.type_name()))
+            );
         };
         let storage_offset = self.non_negative(&offset, "storage offset")?;
         let size = self.int_tuple(size, "size")?;
         let stride = self.int_tuple(stride, "stride")?;
         if size.len() != stride.len() {
-            return Err(self.invalid(format!(
-                "size has {} dims but stride has {}",
-                size.len(),
-                stride.len()
-            )));
+            return Err(self.invalid(format!("size has {} dims but stride has {}", size.len(), stride.len())));
         }
         Ok(Value::Tensor(Box::new(TensorRef {
             storage,
@@ -983,65 +865,36 @@ impl<'a> Machine<'a> {
 
     fn non_negative(&self, v: &Value, what: &str) -> Result<u64> {
         match v {
-            Value::Int(i) => {
-                u64::try_from(*i).map_err(|_| self.invalid(format!("negative {what} {i}")))
-            }
-            other => Err(self.invalid(format!(
-                "{what} must be an int, found {}",
-                other.type_name()
-            ))),
+            Value::Int(i) => u64::try_from(*i).map_err(|_| self.invalid(format!("negative {what} {i}"))),
+            other => Err(self.invalid(format!("{what} must be an int, found {}", other.type_name()))),
         }
     }
 
     fn int_tuple(&self, v: Value, what: &str) -> Result<Vec<u64>> {
         match v {
-            Value::Tuple(items) | Value::List(items) => {
-                items.iter().map(|i| self.non_negative(i, what)).collect()
-            }
-            other => Err(self.invalid(format!(
-                "{what} must be a tuple, found {}",
-                other.type_name()
-            ))),
+            Value::Tuple(items) | Value::List(items) => items.iter().map(|i| self.non_negative(i, what)).collect(),
+            other => Err(self.invalid(format!("{what} must be a tuple, found {}", other.type_name()))),
         }
     }
 
     /// torch's zip format: `('storage', torch.<Type>Storage, key, location, numel)`.
     fn persistent_load(&self, pid: Value) -> Result<StorageRef> {
         let Value::Tuple(fields) = pid else {
-            return Err(self.invalid(format!(
-                "persistent id must be a tuple, found {}",
-                pid.type_name()
-            )));
+            return Err(self.invalid(format!("persistent id must be a tuple, found {}", pid.type_name())));
         };
         let mut fields = fields.into_iter();
-        match (
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-            fields.next(),
-        ) {
+        match (fields.next(), fields.next(), fields.next(), fields.next(), fields.next()) {
             (
                 Some(Value::Str(tag)),
-                Some(Value::Global {
-                    module,
-                    name: storage_type,
-                }),
+                Some(Value::Global { module, name: storage_type }),
                 Some(Value::Str(key)),
                 Some(Value::Str(location)),
                 Some(numel),
             ) if tag == "storage" && module == "torch" && fields.next().is_none() => {
                 let numel = self.non_negative(&numel, "storage numel")?;
-                Ok(StorageRef {
-                    storage_type,
-                    key,
-                    location,
-                    numel,
-                })
+                Ok(StorageRef { storage_type, key, location, numel })
             }
-            _ => Err(self.invalid(
-                "persistent id is not ('storage', torch.<Type>Storage, key, location, numel)",
-            )),
+            _ => Err(self.invalid("persistent id is not ('storage', torch.<Type>Storage, key, location, numel)")),
         }
     }
 }
@@ -1203,15 +1056,7 @@ mod tests {
     fn scalars_protocol_2() {
         let expected = Value::Dict(vec![
             (s("a"), Value::Int(1)),
-            (
-                s("b"),
-                Value::List(vec![
-                    Value::Float(1.5),
-                    Value::None,
-                    Value::Bool(true),
-                    Value::Bool(false),
-                ]),
-            ),
+            (s("b"), Value::List(vec![Value::Float(1.5), Value::None, Value::Bool(true), Value::Bool(false)])),
             (
                 s("c"),
                 Value::Tuple(vec![
@@ -1242,22 +1087,12 @@ mod tests {
 
     #[test]
     fn unknown_class_becomes_inert_stub() {
-        let Value::Dict(items) = load(UNKNOWN_OBJECT_P2).unwrap() else {
-            panic!("not a dict")
-        };
+        let Value::Dict(items) = load(UNKNOWN_OBJECT_P2).unwrap() else { panic!("not a dict") };
         assert_eq!(items.len(), 2);
-        let Value::Object(obj) = &items[0].1 else {
-            panic!("settings is {:?}", items[0].1)
-        };
-        assert_eq!(
-            (obj.module.as_str(), obj.name.as_str()),
-            ("lib.train.admin.settings", "Settings")
-        );
+        let Value::Object(obj) = &items[0].1 else { panic!("settings is {:?}", items[0].1) };
+        assert_eq!((obj.module.as_str(), obj.name.as_str()), ("lib.train.admin.settings", "Settings"));
         assert!(obj.args.is_empty());
-        let state = Value::Dict(vec![
-            (s("lr"), Value::Float(0.5)),
-            (s("name"), s("patrack")),
-        ]);
+        let state = Value::Dict(vec![(s("lr"), Value::Float(0.5)), (s("name"), s("patrack"))]);
         assert_eq!(obj.state.as_ref(), Some(&state));
         assert_eq!(items[1], (s("epoch"), Value::Int(3)));
     }
@@ -1280,21 +1115,14 @@ mod tests {
     #[test]
     fn memo_get_copies_shared_values() {
         let pair = Value::Tuple(vec![Value::Int(1), Value::Int(2)]);
-        assert_eq!(
-            load(SHARED_MEMO_P2).unwrap(),
-            Value::List(vec![pair.clone(), pair])
-        );
+        assert_eq!(load(SHARED_MEMO_P2).unwrap(), Value::List(vec![pair.clone(), pair]));
     }
 
     #[test]
     fn torch_tensor_and_parameter_references() {
-        let Value::Dict(top) = load(TORCH_LIKE_P2).unwrap() else {
-            panic!("not a dict")
-        };
+        let Value::Dict(top) = load(TORCH_LIKE_P2).unwrap() else { panic!("not a dict") };
         assert_eq!(top[1], (s("epoch"), Value::Int(7)));
-        let Value::Dict(sd) = &top[0].1 else {
-            panic!("net is {:?}", top[0].1)
-        };
+        let Value::Dict(sd) = &top[0].1 else { panic!("net is {:?}", top[0].1) };
         let storage = |key: &str, numel| StorageRef {
             storage_type: "FloatStorage".into(),
             key: key.into(),
@@ -1323,17 +1151,9 @@ mod tests {
 
     #[test]
     fn every_truncation_is_an_error() {
-        for whole in [
-            SCALARS_P2,
-            TORCH_LIKE_P2,
-            ORDERED_DICT_P4,
-            UNKNOWN_OBJECT_P2,
-        ] {
+        for whole in [SCALARS_P2, TORCH_LIKE_P2, ORDERED_DICT_P4, UNKNOWN_OBJECT_P2] {
             for len in 0..whole.len() {
-                assert!(
-                    load(&whole[..len]).is_err(),
-                    "prefix of {len} bytes was accepted"
-                );
+                assert!(load(&whole[..len]).is_err(), "prefix of {len} bytes was accepted");
             }
         }
     }
@@ -1374,10 +1194,7 @@ mod tests {
             (b"\x80\x02u.", "NoMark"),
             (b"\x80\x02X\xff\xff\xff\xff", "Truncated"),
             (b"\x80\x02\x8d\xff\xff\xff\xff\xff\xff\xff\xff", "Truncated"),
-            (
-                b"\x80\x02\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01.",
-                "Invalid",
-            ),
+            (b"\x80\x02\x8a\x09\x00\x00\x00\x00\x00\x00\x00\x00\x01.", "Invalid"),
             (b"\x80\x02T\xff\xff\xff\xff.", "Invalid"),
             (b"\x80\x02I1\n.", "UnsupportedOpcode"),
             (b"\x80\x09.", "Invalid"),
@@ -1390,10 +1207,7 @@ mod tests {
         for (bytes, variant) in cases {
             let err = load(bytes).expect_err("malformed input accepted");
             let debug = format!("{err:?}");
-            assert!(
-                debug.starts_with(variant),
-                "{bytes:?}: expected {variant}, got {err}"
-            );
+            assert!(debug.starts_with(variant), "{bytes:?}: expected {variant}, got {err}");
             println!("{bytes:?} -> {err}");
         }
     }

@@ -138,10 +138,7 @@ impl Block {
                 norml2: layer_norm(&p / "norml2", c),
             })
         } else {
-            BlockAdapters::Mixer {
-                adap_t: Mixer::new(&p / "adap_t", cfg),
-                adap2_t: Mixer::new(&p / "adap2_t", cfg),
-            }
+            BlockAdapters::Mixer { adap_t: Mixer::new(&p / "adap_t", cfg), adap2_t: Mixer::new(&p / "adap2_t", cfg) }
         };
         Self {
             norm1: layer_norm(&p / "norm1", c),

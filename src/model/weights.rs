@@ -85,7 +85,11 @@ pub struct EntryInfo {
 
 /// Checks the key set both ways and every shape, collecting all problems. Returns the report
 /// and, for each entry, whether it is to be copied (`false`: a dead key to skip).
-pub fn check_entries(vs: &nn::VarStore, cfg: &ModelConfig, entries: &[EntryInfo]) -> Result<(LoadReport, Vec<bool>), WeightError> {
+pub fn check_entries(
+    vs: &nn::VarStore,
+    cfg: &ModelConfig,
+    entries: &[EntryInfo],
+) -> Result<(LoadReport, Vec<bool>), WeightError> {
     let vars: BTreeMap<String, Tensor> = vs.variables().into_iter().collect();
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
@@ -96,9 +100,16 @@ pub fn check_entries(vs: &nn::VarStore, cfg: &ModelConfig, entries: &[EntryInfo]
         match vars.get(&e.key) {
             Some(var) => {
                 if !seen.insert(e.key.clone()) {
-                    problems.push(KeyProblem::Unexpected { key: format!("{} (a second time)", e.key), shape: e.shape.clone() });
+                    problems.push(KeyProblem::Unexpected {
+                        key: format!("{} (a second time)", e.key),
+                        shape: e.shape.clone(),
+                    });
                 } else if var.size() != e.shape {
-                    problems.push(KeyProblem::Shape { key: e.key.clone(), expected: var.size(), found: e.shape.clone() });
+                    problems.push(KeyProblem::Shape {
+                        key: e.key.clone(),
+                        expected: var.size(),
+                        found: e.shape.clone(),
+                    });
                 } else if !e.is_float {
                     problems.push(KeyProblem::NotFloat { key: e.key.clone(), kind: "an integer or bool dtype".into() });
                 } else {

@@ -34,10 +34,7 @@ pub enum MsgError {
         "{type_name}: unsupported encapsulation {id:02x?}; only classic CDR \
          (00 01 little endian, 00 00 big endian) is supported, not XCDR2"
     )]
-    UnsupportedEncapsulation {
-        type_name: &'static str,
-        id: [u8; 2],
-    },
+    UnsupportedEncapsulation { type_name: &'static str, id: [u8; 2] },
     #[error("{type_name}: malformed CDR: {source}")]
     Decode {
         type_name: &'static str,
@@ -48,10 +45,7 @@ pub enum MsgError {
         "{type_name}: {count} bytes left after the message (at most 3 bytes of padding are \
          allowed); wrong message type?"
     )]
-    TrailingBytes {
-        type_name: &'static str,
-        count: usize,
-    },
+    TrailingBytes { type_name: &'static str, count: usize },
     #[error("{type_name}: CDR encoding failed: {source}")]
     Encode {
         type_name: &'static str,
@@ -62,11 +56,7 @@ pub enum MsgError {
 
 /// Encodes `value` as little-endian CDR with the encapsulation header into `out` (cleared
 /// first), so a publisher can reuse one buffer per topic.
-pub fn encode_into<T: Serialize>(
-    type_name: &'static str,
-    value: &T,
-    out: &mut Vec<u8>,
-) -> Result<(), MsgError> {
+pub fn encode_into<T: Serialize>(type_name: &'static str, value: &T, out: &mut Vec<u8>) -> Result<(), MsgError> {
     out.clear();
     out.extend_from_slice(&ENCAPSULATION_CDR_LE);
     out.extend_from_slice(&[0x00, 0x00]);
@@ -84,10 +74,7 @@ pub fn encode<T: Serialize>(type_name: &'static str, value: &T) -> Result<Vec<u8
 /// Decodes CDR with the encapsulation header (either byte order).
 pub fn decode<T: DeserializeOwned>(type_name: &'static str, bytes: &[u8]) -> Result<T, MsgError> {
     let Some((header, body)) = bytes.split_first_chunk::<ENCAPSULATION_HEADER_LEN>() else {
-        return Err(MsgError::MissingHeader {
-            type_name,
-            len: bytes.len(),
-        });
+        return Err(MsgError::MissingHeader { type_name, len: bytes.len() });
     };
     let id = [header[0], header[1]];
     let decoded = match id {
@@ -95,14 +82,10 @@ pub fn decode<T: DeserializeOwned>(type_name: &'static str, bytes: &[u8]) -> Res
         ENCAPSULATION_CDR_BE => cdr_encoding::from_bytes::<T, BigEndian>(body),
         _ => return Err(MsgError::UnsupportedEncapsulation { type_name, id }),
     };
-    let (value, consumed_bytes) =
-        decoded.map_err(|source| MsgError::Decode { type_name, source })?;
+    let (value, consumed_bytes) = decoded.map_err(|source| MsgError::Decode { type_name, source })?;
     let trailing = body.len().saturating_sub(consumed_bytes);
     if trailing > MAX_TRAILING_PADDING {
-        return Err(MsgError::TrailingBytes {
-            type_name,
-            count: trailing,
-        });
+        return Err(MsgError::TrailingBytes { type_name, count: trailing });
     }
     Ok(value)
 }
@@ -120,11 +103,7 @@ mod tests {
     }
 
     fn sample() -> Sample {
-        Sample {
-            flag: 7,
-            value: -1.25,
-            name: "ab".into(),
-        }
+        Sample { flag: 7, value: -1.25, name: "ab".into() }
     }
 
     #[test]
@@ -153,18 +132,12 @@ mod tests {
         bytes.extend_from_slice(&[0, 0, 0]);
         assert!(decode::<Sample>("test/Sample", &bytes).is_ok());
         bytes.push(0);
-        assert!(matches!(
-            decode::<Sample>("test/Sample", &bytes),
-            Err(MsgError::TrailingBytes { count: 4, .. })
-        ));
+        assert!(matches!(decode::<Sample>("test/Sample", &bytes), Err(MsgError::TrailingBytes { count: 4, .. })));
     }
 
     #[test]
     fn header_problems_are_typed_errors() {
-        assert!(matches!(
-            decode::<Sample>("test/Sample", &[0, 1, 0]),
-            Err(MsgError::MissingHeader { len: 3, .. })
-        ));
+        assert!(matches!(decode::<Sample>("test/Sample", &[0, 1, 0]), Err(MsgError::MissingHeader { len: 3, .. })));
         let mut xcdr2 = encode("test/Sample", &sample()).unwrap();
         xcdr2[1] = 0x07; // PLAIN_CDR2_LE
         assert!(matches!(

@@ -2,4 +2,7 @@
 
 pub mod cdr;
 pub mod msgs;
+pub mod node;
+pub mod params;
 pub mod sync;
+pub mod transport;

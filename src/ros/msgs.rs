@@ -58,9 +58,7 @@ macro_rules! ros_message {
 // builtin_interfaces, std_msgs, rosgraph_msgs
 
 /// `builtin_interfaces/msg/Time`: seconds and nanoseconds since the epoch of the node's clock.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Time {
     pub sec: i32,
     pub nanosec: u32,
@@ -207,12 +205,7 @@ ros_message!(Quaternion, "geometry_msgs/msg/Quaternion");
 
 impl Default for Quaternion {
     fn default() -> Self {
-        Self {
-            x: 0.0,
-            y: 0.0,
-            z: 0.0,
-            w: 1.0,
-        }
+        Self { x: 0.0, y: 0.0, z: 0.0, w: 1.0 }
     }
 }
 
@@ -236,10 +229,7 @@ ros_message!(PoseWithCovariance, "geometry_msgs/msg/PoseWithCovariance");
 
 impl Default for PoseWithCovariance {
     fn default() -> Self {
-        Self {
-            pose: Pose::default(),
-            covariance: [0.0; 36],
-        }
+        Self { pose: Pose::default(), covariance: [0.0; 36] }
     }
 }
 
@@ -285,10 +275,7 @@ pub struct ObjectHypothesisWithPose {
     pub hypothesis: ObjectHypothesis,
     pub pose: PoseWithCovariance,
 }
-ros_message!(
-    ObjectHypothesisWithPose,
-    "vision_msgs/msg/ObjectHypothesisWithPose"
-);
+ros_message!(ObjectHypothesisWithPose, "vision_msgs/msg/ObjectHypothesisWithPose");
 
 /// `vision_msgs/msg/Detection2D`; `id` is the tracking id.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -352,102 +339,33 @@ ros_message!(DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray");
 /// fully qualified (`std_msgs/Header`) and without comments or default values, which is the
 /// normal form rosbags and rosbag2 put into MCAP schemas; none of that changes the wire format.
 pub const DEFINITIONS: &[(&str, &str)] = &[
-    (
-        "builtin_interfaces/msg/Time",
-        include_str!("../../msg/builtin_interfaces/Time.msg"),
-    ),
-    (
-        "std_msgs/msg/Header",
-        include_str!("../../msg/std_msgs/Header.msg"),
-    ),
-    (
-        "std_msgs/msg/Float32",
-        include_str!("../../msg/std_msgs/Float32.msg"),
-    ),
-    (
-        "std_msgs/msg/Empty",
-        include_str!("../../msg/std_msgs/Empty.msg"),
-    ),
-    (
-        "rosgraph_msgs/msg/Clock",
-        include_str!("../../msg/rosgraph_msgs/Clock.msg"),
-    ),
-    (
-        "sensor_msgs/msg/Image",
-        include_str!("../../msg/sensor_msgs/Image.msg"),
-    ),
-    (
-        "sensor_msgs/msg/CompressedImage",
-        include_str!("../../msg/sensor_msgs/CompressedImage.msg"),
-    ),
-    (
-        "sensor_msgs/msg/RegionOfInterest",
-        include_str!("../../msg/sensor_msgs/RegionOfInterest.msg"),
-    ),
-    (
-        "geometry_msgs/msg/Point",
-        include_str!("../../msg/geometry_msgs/Point.msg"),
-    ),
-    (
-        "geometry_msgs/msg/Quaternion",
-        include_str!("../../msg/geometry_msgs/Quaternion.msg"),
-    ),
-    (
-        "geometry_msgs/msg/Pose",
-        include_str!("../../msg/geometry_msgs/Pose.msg"),
-    ),
-    (
-        "geometry_msgs/msg/PoseWithCovariance",
-        include_str!("../../msg/geometry_msgs/PoseWithCovariance.msg"),
-    ),
-    (
-        "vision_msgs/msg/Point2D",
-        include_str!("../../msg/vision_msgs/Point2D.msg"),
-    ),
-    (
-        "vision_msgs/msg/Pose2D",
-        include_str!("../../msg/vision_msgs/Pose2D.msg"),
-    ),
-    (
-        "vision_msgs/msg/BoundingBox2D",
-        include_str!("../../msg/vision_msgs/BoundingBox2D.msg"),
-    ),
-    (
-        "vision_msgs/msg/ObjectHypothesis",
-        include_str!("../../msg/vision_msgs/ObjectHypothesis.msg"),
-    ),
-    (
-        "vision_msgs/msg/ObjectHypothesisWithPose",
-        include_str!("../../msg/vision_msgs/ObjectHypothesisWithPose.msg"),
-    ),
-    (
-        "vision_msgs/msg/Detection2D",
-        include_str!("../../msg/vision_msgs/Detection2D.msg"),
-    ),
-    (
-        "vision_msgs/msg/Detection2DArray",
-        include_str!("../../msg/vision_msgs/Detection2DArray.msg"),
-    ),
-    (
-        "diagnostic_msgs/msg/KeyValue",
-        include_str!("../../msg/diagnostic_msgs/KeyValue.msg"),
-    ),
-    (
-        "diagnostic_msgs/msg/DiagnosticStatus",
-        include_str!("../../msg/diagnostic_msgs/DiagnosticStatus.msg"),
-    ),
-    (
-        "diagnostic_msgs/msg/DiagnosticArray",
-        include_str!("../../msg/diagnostic_msgs/DiagnosticArray.msg"),
-    ),
+    ("builtin_interfaces/msg/Time", include_str!("../../msg/builtin_interfaces/Time.msg")),
+    ("std_msgs/msg/Header", include_str!("../../msg/std_msgs/Header.msg")),
+    ("std_msgs/msg/Float32", include_str!("../../msg/std_msgs/Float32.msg")),
+    ("std_msgs/msg/Empty", include_str!("../../msg/std_msgs/Empty.msg")),
+    ("rosgraph_msgs/msg/Clock", include_str!("../../msg/rosgraph_msgs/Clock.msg")),
+    ("sensor_msgs/msg/Image", include_str!("../../msg/sensor_msgs/Image.msg")),
+    ("sensor_msgs/msg/CompressedImage", include_str!("../../msg/sensor_msgs/CompressedImage.msg")),
+    ("sensor_msgs/msg/RegionOfInterest", include_str!("../../msg/sensor_msgs/RegionOfInterest.msg")),
+    ("geometry_msgs/msg/Point", include_str!("../../msg/geometry_msgs/Point.msg")),
+    ("geometry_msgs/msg/Quaternion", include_str!("../../msg/geometry_msgs/Quaternion.msg")),
+    ("geometry_msgs/msg/Pose", include_str!("../../msg/geometry_msgs/Pose.msg")),
+    ("geometry_msgs/msg/PoseWithCovariance", include_str!("../../msg/geometry_msgs/PoseWithCovariance.msg")),
+    ("vision_msgs/msg/Point2D", include_str!("../../msg/vision_msgs/Point2D.msg")),
+    ("vision_msgs/msg/Pose2D", include_str!("../../msg/vision_msgs/Pose2D.msg")),
+    ("vision_msgs/msg/BoundingBox2D", include_str!("../../msg/vision_msgs/BoundingBox2D.msg")),
+    ("vision_msgs/msg/ObjectHypothesis", include_str!("../../msg/vision_msgs/ObjectHypothesis.msg")),
+    ("vision_msgs/msg/ObjectHypothesisWithPose", include_str!("../../msg/vision_msgs/ObjectHypothesisWithPose.msg")),
+    ("vision_msgs/msg/Detection2D", include_str!("../../msg/vision_msgs/Detection2D.msg")),
+    ("vision_msgs/msg/Detection2DArray", include_str!("../../msg/vision_msgs/Detection2DArray.msg")),
+    ("diagnostic_msgs/msg/KeyValue", include_str!("../../msg/diagnostic_msgs/KeyValue.msg")),
+    ("diagnostic_msgs/msg/DiagnosticStatus", include_str!("../../msg/diagnostic_msgs/DiagnosticStatus.msg")),
+    ("diagnostic_msgs/msg/DiagnosticArray", include_str!("../../msg/diagnostic_msgs/DiagnosticArray.msg")),
 ];
 
 /// The `.msg` text of one type (`pkg/msg/Type`), without its dependencies.
 pub fn definition(type_name: &str) -> Option<&'static str> {
-    DEFINITIONS
-        .iter()
-        .find(|(name, _)| *name == type_name)
-        .map(|(_, text)| *text)
+    DEFINITIONS.iter().find(|(name, _)| *name == type_name).map(|(_, text)| *text)
 }
 
 /// The `ros2msg` schema of an MCAP channel, as rosbag2 and rosbags write it: the type's own
@@ -497,10 +415,7 @@ fn field_types(definition: &str) -> Vec<String> {
 
 /// Decodes a CDR payload for a known type name into its mirror struct's JSON form: the generic
 /// path for tools (bag inspection) that learn the type at run time.
-pub fn decode_to_json(
-    type_name: &str,
-    bytes: &[u8],
-) -> Option<Result<serde_json::Value, MsgError>> {
+pub fn decode_to_json(type_name: &str, bytes: &[u8]) -> Option<Result<serde_json::Value, MsgError>> {
     fn json<T: RosMessage>(bytes: &[u8]) -> Result<serde_json::Value, MsgError> {
         let value = T::decode(bytes)?;
         // Serialising plain structs of numbers, strings and vectors into a JSON value cannot
@@ -548,18 +463,12 @@ mod tests {
         assert_eq!((t.sec, t.nanosec), (1_700_000_000, 123_456_789));
         assert_eq!(t.to_ns(), 1_700_000_000_123_456_789);
         assert_eq!(Time::from_ns(i64::MAX), None);
-        assert_eq!(
-            Time::from_ns(i64::from(i32::MIN) * NS_PER_S).map(|t| t.sec),
-            Some(i32::MIN)
-        );
+        assert_eq!(Time::from_ns(i64::from(i32::MIN) * NS_PER_S).map(|t| t.sec), Some(i32::MIN));
     }
 
     #[test]
     fn non_normalised_nanosec_does_not_overflow() {
-        let t = Time {
-            sec: i32::MAX,
-            nanosec: u32::MAX,
-        };
+        let t = Time { sec: i32::MAX, nanosec: u32::MAX };
         assert_eq!(t.to_ns(), 2_147_483_647 * NS_PER_S + 4_294_967_295);
     }
 
@@ -574,10 +483,7 @@ mod tests {
     #[test]
     fn schema_lists_dependencies_once_depth_first() {
         let schema = Detection2DArray::schema().unwrap();
-        let order: Vec<&str> = schema
-            .lines()
-            .filter_map(|l| l.strip_prefix("MSG: "))
-            .collect();
+        let order: Vec<&str> = schema.lines().filter_map(|l| l.strip_prefix("MSG: ")).collect();
         assert_eq!(
             order,
             [
@@ -608,13 +514,9 @@ mod tests {
     #[test]
     fn decode_to_json_dispatches_on_type_name() {
         let bytes = Float32 { data: 0.5 }.encode().unwrap();
-        let value = decode_to_json("std_msgs/msg/Float32", &bytes)
-            .unwrap()
-            .unwrap();
+        let value = decode_to_json("std_msgs/msg/Float32", &bytes).unwrap().unwrap();
         assert_eq!(value, serde_json::json!({"data": 0.5}));
         assert!(decode_to_json("std_msgs/msg/String", &bytes).is_none());
-        assert!(decode_to_json("sensor_msgs/msg/Image", &bytes)
-            .unwrap()
-            .is_err());
+        assert!(decode_to_json("sensor_msgs/msg/Image", &bytes).unwrap().is_err());
     }
 }

@@ -60,23 +60,14 @@ pub struct SyncConfig {
 
 impl Default for SyncConfig {
     fn default() -> Self {
-        Self {
-            queue_size: 10,
-            max_interval_ns: None,
-            age_penalty: 0.1,
-            inter_message_lower_bound_ns: [0, 0],
-        }
+        Self { queue_size: 10, max_interval_ns: None, age_penalty: 0.1, inter_message_lower_bound_ns: [0, 0] }
     }
 }
 
 impl SyncConfig {
     /// A queue size and an optional maximum spread, the rest at the C++ defaults.
     pub fn new(queue_size: usize, max_interval_ns: Option<i64>) -> Self {
-        Self {
-            queue_size,
-            max_interval_ns,
-            ..Self::default()
-        }
+        Self { queue_size, max_interval_ns, ..Self::default() }
     }
 
     fn validate(&self) -> Result<(), SyncError> {
@@ -121,10 +112,7 @@ pub struct Pair<A, B> {
 impl<A, B> Pair<A, B> {
     /// Absolute stamp difference of the two messages.
     pub fn spread_ns(&self) -> i64 {
-        self.stamp_a_ns
-            .abs_diff(self.stamp_b_ns)
-            .try_into()
-            .unwrap_or(i64::MAX)
+        self.stamp_a_ns.abs_diff(self.stamp_b_ns).try_into().unwrap_or(i64::MAX)
     }
 }
 
@@ -228,15 +216,8 @@ impl<T> Lane<T> {
     /// older than the floor: what was consumed, examined, or is the candidate's message.
     fn insert(&mut self, stamp_ns: i64, msg: T, has_candidate: bool) -> bool {
         let examined_ns = self.past.last().map(|(s, _)| *s);
-        let candidate_ns = if has_candidate && self.past.is_empty() {
-            self.front_ns()
-        } else {
-            None
-        };
-        let floor_ns = [self.consumed_floor_ns, examined_ns, candidate_ns]
-            .into_iter()
-            .flatten()
-            .max();
+        let candidate_ns = if has_candidate && self.past.is_empty() { self.front_ns() } else { None };
+        let floor_ns = [self.consumed_floor_ns, examined_ns, candidate_ns].into_iter().flatten().max();
         if floor_ns.is_some_and(|floor| stamp_ns < floor) {
             self.drops.out_of_order += 1;
             return false;
@@ -353,11 +334,7 @@ impl<A, B> ApproxSync<A, B> {
     }
 
     pub fn stats(&self) -> SyncStats {
-        SyncStats {
-            pairs: self.pairs,
-            dropped_a: self.a.drops,
-            dropped_b: self.b.drops,
-        }
+        SyncStats { pairs: self.pairs, dropped_a: self.a.drops, dropped_b: self.b.drops }
     }
 
     /// Messages held per topic (A, B), waiting for a partner.
@@ -430,22 +407,15 @@ impl<A, B> ApproxSync<A, B> {
     fn process(&mut self, out: &mut Vec<Pair<A, B>>) {
         while let Some((a_ns, b_ns)) = self.front_ns() {
             // C++ tie rule: with equal stamps the first topic is the start, the second the end.
-            let (start, start_ns, end, end_ns) = if b_ns < a_ns {
-                (Topic::B, b_ns, Topic::A, a_ns)
-            } else {
-                (Topic::A, a_ns, Topic::B, b_ns)
-            };
+            let (start, start_ns, end, end_ns) =
+                if b_ns < a_ns { (Topic::B, b_ns, Topic::A, a_ns) } else { (Topic::A, a_ns, Topic::B, b_ns) };
             // No dropped message could have beaten the ones at hand, so the non-end topic
             // may provide a pivot again.
             lane!(self, start, |l| l.has_dropped = false);
             let candidate = match self.candidate {
                 None => {
                     let spread_ns = end_ns.saturating_sub(start_ns);
-                    if self
-                        .config
-                        .max_interval_ns
-                        .is_some_and(|max| spread_ns > max)
-                    {
+                    if self.config.max_interval_ns.is_some_and(|max| spread_ns > max) {
                         lane!(self, start, |l| l.delete_front(DropReason::TooWide));
                         continue;
                     }
@@ -486,11 +456,7 @@ impl<A, B> ApproxSync<A, B> {
         loop {
             let a_ns = self.a.virtual_ns(candidate.pivot_ns);
             let b_ns = self.b.virtual_ns(candidate.pivot_ns);
-            let (start, start_ns, end_ns) = if b_ns < a_ns {
-                (Topic::B, b_ns, a_ns)
-            } else {
-                (Topic::A, a_ns, b_ns)
-            };
+            let (start, start_ns, end_ns) = if b_ns < a_ns { (Topic::B, b_ns, a_ns) } else { (Topic::A, a_ns, b_ns) };
             let later_by_ns = self.aged(end_ns.saturating_sub(candidate.end_ns));
             if later_by_ns >= candidate.pivot_ns.saturating_sub(candidate.start_ns) {
                 // Proven optimal; publishing also undoes the virtual moves.
@@ -510,21 +476,10 @@ impl<A, B> ApproxSync<A, B> {
         }
     }
 
-    fn make_candidate(
-        &mut self,
-        start_ns: i64,
-        end_ns: i64,
-        pivot: Topic,
-        pivot_ns: i64,
-    ) -> Candidate {
+    fn make_candidate(&mut self, start_ns: i64, end_ns: i64, pivot: Topic, pivot_ns: i64) -> Candidate {
         self.a.clear_past();
         self.b.clear_past();
-        let candidate = Candidate {
-            start_ns,
-            end_ns,
-            pivot,
-            pivot_ns,
-        };
+        let candidate = Candidate { start_ns, end_ns, pivot, pivot_ns };
         self.candidate = Some(candidate);
         candidate
     }
@@ -534,12 +489,7 @@ impl<A, B> ApproxSync<A, B> {
         match (self.a.take_candidate(), self.b.take_candidate()) {
             (Some((stamp_a_ns, a)), Some((stamp_b_ns, b))) => {
                 self.pairs += 1;
-                out.push(Pair {
-                    stamp_a_ns,
-                    a,
-                    stamp_b_ns,
-                    b,
-                });
+                out.push(Pair { stamp_a_ns, a, stamp_b_ns, b });
             }
             // Unreachable while the invariants hold (a candidate has a message per topic);
             // account for a lone message rather than lose it silently.
@@ -559,10 +509,7 @@ pub fn pair_offline<A, B>(
     mut stream_b: Vec<(i64, B)>,
     config: SyncConfig,
 ) -> Result<(Vec<Pair<A, B>>, SyncStats), SyncError> {
-    let mut sync = ApproxSync::new(SyncConfig {
-        queue_size: usize::MAX,
-        ..config
-    })?;
+    let mut sync = ApproxSync::new(SyncConfig { queue_size: usize::MAX, ..config })?;
     stream_a.sort_by_key(|(stamp, _)| *stamp);
     stream_b.sort_by_key(|(stamp, _)| *stamp);
     let mut pairs = Vec::new();
@@ -601,11 +548,7 @@ mod tests {
         pairs
             .iter()
             .map(|p| {
-                assert_eq!(
-                    (p.a, p.b),
-                    (p.stamp_a_ns, p.stamp_b_ns),
-                    "payload moved with stamp"
-                );
+                assert_eq!((p.a, p.b), (p.stamp_a_ns, p.stamp_b_ns), "payload moved with stamp");
                 (p.a, p.b)
             })
             .collect()
@@ -685,10 +628,7 @@ mod tests {
         let events = [Ev::A(0), Ev::B(100), Ev::A(195)];
         let mut s = sync(SyncConfig::default());
         assert_eq!(run(&mut s, &events), [(0, 100)]);
-        let mut s = sync(SyncConfig {
-            age_penalty: 0.0,
-            ..SyncConfig::default()
-        });
+        let mut s = sync(SyncConfig { age_penalty: 0.0, ..SyncConfig::default() });
         assert_eq!(run(&mut s, &events), [(195, 100)]);
         assert_eq!(s.stats().dropped_a.unmatched, 1);
     }
@@ -698,9 +638,7 @@ mod tests {
         let jitter_a = [3, -2, 5, 0, -4, 2, 1, -3];
         let jitter_b = [-1, 4, -5, 2, 3, -2, 0, 5];
         let a: Vec<i64> = (0..8).map(|i| 1_000 * i + jitter_a[i as usize]).collect();
-        let b: Vec<i64> = (0..8)
-            .map(|i| 1_000 * i + 300 + jitter_b[i as usize])
-            .collect();
+        let b: Vec<i64> = (0..8).map(|i| 1_000 * i + 300 + jitter_b[i as usize]).collect();
         let mut s = sync(SyncConfig::default());
         let mut pairs = run(&mut s, &merged(&a, &b));
         pairs.extend(stamps(&s.flush()));
@@ -713,10 +651,7 @@ mod tests {
         let a = [0, 100, 200, 300, 400, 500];
         let b = [10, 110, 310, 410]; // 210 lost
         let mut s = sync(SyncConfig::default());
-        assert_eq!(
-            run(&mut s, &merged(&a, &b)),
-            [(0, 10), (100, 110), (300, 310), (400, 410)]
-        );
+        assert_eq!(run(&mut s, &merged(&a, &b)), [(0, 10), (100, 110), (300, 310), (400, 410)]);
         assert_eq!(s.stats().dropped_a.unmatched, 1); // A=200
     }
 
@@ -727,16 +662,7 @@ mod tests {
         let expected = run(&mut s, &in_order);
         assert_eq!(expected, [(0, 10), (100, 110), (200, 210)]);
         // A=100 overtaken by A=200 while B is silent: nothing examined A=200 yet.
-        let overtaken_a = [
-            Ev::A(0),
-            Ev::B(10),
-            Ev::A(200),
-            Ev::A(100),
-            Ev::B(110),
-            Ev::B(210),
-            Ev::A(300),
-            Ev::B(310),
-        ];
+        let overtaken_a = [Ev::A(0), Ev::B(10), Ev::A(200), Ev::A(100), Ev::B(110), Ev::B(210), Ev::A(300), Ev::B(310)];
         let mut s = sync(SyncConfig::default());
         assert_eq!(run(&mut s, &overtaken_a), expected);
         assert_eq!(s.stats().dropped_a.total() + s.stats().dropped_b.total(), 0);
@@ -746,22 +672,11 @@ mod tests {
     fn a_message_behind_an_examined_one_is_out_of_order() {
         // B=210 arrives before B=110 and becomes the pivot of (200, 210) at once (A=100 is
         // superseded), so B=110 can no longer be placed.
-        let events = [
-            Ev::A(0),
-            Ev::B(10),
-            Ev::A(200),
-            Ev::A(100),
-            Ev::B(210),
-            Ev::B(110),
-            Ev::A(300),
-        ];
+        let events = [Ev::A(0), Ev::B(10), Ev::A(200), Ev::A(100), Ev::B(210), Ev::B(110), Ev::A(300)];
         let mut s = sync(SyncConfig::default());
         assert_eq!(run(&mut s, &events), [(0, 10), (200, 210)]);
         let stats = s.stats();
-        assert_eq!(
-            (stats.dropped_a.unmatched, stats.dropped_b.out_of_order),
-            (1, 1)
-        );
+        assert_eq!((stats.dropped_a.unmatched, stats.dropped_b.out_of_order), (1, 1));
     }
 
     #[test]
@@ -771,30 +686,16 @@ mod tests {
         // Older than the emitted A=0 / B=4.
         assert_eq!(run(&mut s, &[Ev::A(-5), Ev::B(3)]), []);
         let stats = s.stats();
-        assert_eq!(
-            (stats.dropped_a.out_of_order, stats.dropped_b.out_of_order),
-            (1, 1)
-        );
+        assert_eq!((stats.dropped_a.out_of_order, stats.dropped_b.out_of_order), (1, 1));
         // B=50 is older than the emitted A=100's stamp but newer than B=4: still usable.
-        assert_eq!(
-            run(&mut s, &[Ev::B(50), Ev::B(104), Ev::A(200)]),
-            [(100, 104)]
-        );
+        assert_eq!(run(&mut s, &[Ev::B(50), Ev::B(104), Ev::A(200)]), [(100, 104)]);
         assert_eq!(s.stats().dropped_b.unmatched, 1);
     }
 
     #[test]
     fn queue_overflow_drops_the_oldest() {
         let mut s = sync(SyncConfig::new(3, None));
-        let events = [
-            Ev::A(0),
-            Ev::A(100),
-            Ev::A(200),
-            Ev::A(300),
-            Ev::A(400),
-            Ev::A(500),
-            Ev::B(410),
-        ];
+        let events = [Ev::A(0), Ev::A(100), Ev::A(200), Ev::A(300), Ev::A(400), Ev::A(500), Ev::B(410)];
         assert_eq!(run(&mut s, &events), [(400, 410)]);
         let dropped = s.stats().dropped_a;
         assert_eq!((dropped.queue_overflow, dropped.unmatched), (3, 1)); // 0, 100, 200 | 300
@@ -817,10 +718,7 @@ mod tests {
     fn max_interval_rejects_wide_pairs() {
         let mut s = sync(SyncConfig::new(10, Some(20)));
         // A=0 vs B=50: 50 > 20, A=0 dropped. A=45 is 5 from B=50.
-        assert_eq!(
-            run(&mut s, &[Ev::A(0), Ev::B(50), Ev::A(45), Ev::A(90)]),
-            [(45, 50)]
-        );
+        assert_eq!(run(&mut s, &[Ev::A(0), Ev::B(50), Ev::A(45), Ev::A(90)]), [(45, 50)]);
         // B=200 has no A within 20: the queued A=90 and then B=200 itself go.
         assert_eq!(run(&mut s, &[Ev::B(200), Ev::A(260)]), []);
         let stats = s.stats();
@@ -831,10 +729,7 @@ mod tests {
     #[test]
     fn inter_message_lower_bound_allows_emitting_before_the_next_frame() {
         // With B at least 100 apart, the next B is >= 104: (0, 4) is provably best at once.
-        let config = SyncConfig {
-            inter_message_lower_bound_ns: [100, 100],
-            ..SyncConfig::default()
-        };
+        let config = SyncConfig { inter_message_lower_bound_ns: [100, 100], ..SyncConfig::default() };
         let mut s = sync(config);
         assert_eq!(run(&mut s, &[Ev::B(4), Ev::A(0)]), [(0, 4)]);
         let mut s = sync(SyncConfig::default());
@@ -843,15 +738,9 @@ mod tests {
 
     #[test]
     fn invalid_configs_are_rejected() {
-        assert_eq!(
-            Sync::new(SyncConfig::new(0, None)).err(),
-            Some(SyncError::ZeroQueue)
-        );
+        assert_eq!(Sync::new(SyncConfig::new(0, None)).err(), Some(SyncError::ZeroQueue));
         assert!(Sync::new(SyncConfig::new(5, Some(-1))).is_err());
-        let nan = SyncConfig {
-            age_penalty: f64::NAN,
-            ..SyncConfig::default()
-        };
+        let nan = SyncConfig { age_penalty: f64::NAN, ..SyncConfig::default() };
         assert!(Sync::new(nan).is_err());
     }
 
@@ -869,13 +758,7 @@ mod tests {
         }
     }
 
-    fn random_stream(
-        rng: &mut Rng,
-        len: usize,
-        period: i64,
-        jitter: u64,
-        loss_pct: u64,
-    ) -> Vec<i64> {
+    fn random_stream(rng: &mut Rng, len: usize, period: i64, jitter: u64, loss_pct: u64) -> Vec<i64> {
         let mut stamps = Vec::new();
         for i in 0..len as i64 {
             let jitter_ns = rng.below(jitter) as i64;
@@ -896,12 +779,9 @@ mod tests {
             let b = random_stream(&mut rng, 15, 111, 40, 20);
             let max_interval_ns = if round % 2 == 0 { None } else { Some(15) };
             let config = SyncConfig::new(usize::MAX, max_interval_ns);
-            let (offline, _) = pair_offline(
-                a.iter().rev().map(|&t| (t, t)).collect(),
-                b.iter().map(|&t| (t, t)).collect(),
-                config,
-            )
-            .unwrap();
+            let (offline, _) =
+                pair_offline(a.iter().rev().map(|&t| (t, t)).collect(), b.iter().map(|&t| (t, t)).collect(), config)
+                    .unwrap();
             let offline = stamps(&offline);
 
             // A random interleaving that keeps each topic in order.
@@ -926,10 +806,7 @@ mod tests {
                 assert!(w[0].0 < w[1].0 && w[0].1 < w[1].1, "round {round}: {w:?}");
             }
             if let Some(max) = max_interval_ns {
-                assert!(
-                    online.iter().all(|(x, y)| (x - y).abs() <= max),
-                    "round {round}"
-                );
+                assert!(online.iter().all(|(x, y)| (x - y).abs() <= max), "round {round}");
             }
             let stats = s.stats();
             let accounted = stats.pairs * 2 + stats.dropped_a.total() + stats.dropped_b.total();

@@ -27,37 +27,21 @@ pub enum DecodeError {
     #[error("image has zero size ({width}x{height})")]
     ZeroSize { width: u32, height: u32 },
     #[error("image {width}x{height} exceeds the {max_side_px} px per side limit")]
-    TooLarge {
-        width: u32,
-        height: u32,
-        max_side_px: u32,
-    },
-    #[error(
-        "image {width}x{height} needs {bytes} bytes of pixel data, over the {max_bytes} byte limit"
-    )]
-    TooManyBytes {
-        width: u32,
-        height: u32,
-        bytes: u64,
-        max_bytes: u64,
-    },
+    TooLarge { width: u32, height: u32, max_side_px: u32 },
+    #[error("image {width}x{height} needs {bytes} bytes of pixel data, over the {max_bytes} byte limit")]
+    TooManyBytes { width: u32, height: u32, bytes: u64, max_bytes: u64 },
     #[error("row step {step} is smaller than width * bytes per pixel = {min_step}")]
     StepTooSmall { step: u32, min_step: u64 },
     #[error("data holds {len} bytes, but step * height = {needed}")]
     DataTooShort { len: usize, needed: u64 },
     #[error("data holds {len} bytes, expected exactly step * height = {expected}")]
     WrongDataLength { len: usize, expected: u64 },
-    #[error(
-        "unsupported compressed image format {0:?} (supported: jpeg, png, compressedDepth png)"
-    )]
+    #[error("unsupported compressed image format {0:?} (supported: jpeg, png, compressedDepth png)")]
     UnsupportedCompressedFormat(String),
     #[error("compressedDepth payload of {len} bytes is shorter than its {COMPRESSED_DEPTH_HEADER_BYTES}-byte header")]
     CompressedDepthHeader { len: usize },
     #[error("compressedDepth {raw_encoding:?} needs a 16-bit grey PNG, got {color:?}")]
-    CompressedDepthColor {
-        raw_encoding: String,
-        color: image::ColorType,
-    },
+    CompressedDepthColor { raw_encoding: String, color: image::ColorType },
     #[error("cannot decode compressed image")]
     Codec(#[from] image::ImageError),
     #[error("cannot read compressed image header")]
@@ -80,13 +64,7 @@ pub type ImageF32 = MonoImage<f32>;
 
 impl<T> std::fmt::Debug for MonoImage<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "MonoImage<{}>({}x{})",
-            std::any::type_name::<T>(),
-            self.width,
-            self.height
-        )
+        write!(f, "MonoImage<{}>({}x{})", std::any::type_name::<T>(), self.width, self.height)
     }
 }
 
@@ -162,20 +140,12 @@ impl Encoding {
 }
 
 /// Checks the size limits shared by raw and compressed images; returns (width, height) as usize.
-fn check_size(
-    width: u32,
-    height: u32,
-    bytes_per_pixel: u64,
-) -> Result<(usize, usize), DecodeError> {
+fn check_size(width: u32, height: u32, bytes_per_pixel: u64) -> Result<(usize, usize), DecodeError> {
     if width == 0 || height == 0 {
         return Err(DecodeError::ZeroSize { width, height });
     }
     if width > MAX_SIDE_PX || height > MAX_SIDE_PX {
-        return Err(DecodeError::TooLarge {
-            width,
-            height,
-            max_side_px: MAX_SIDE_PX,
-        });
+        return Err(DecodeError::TooLarge { width, height, max_side_px: MAX_SIDE_PX });
     }
     // u32 * u32 * 4 cannot overflow u64, but keep the arithmetic checked on principle.
     let bytes = u64::from(width)
@@ -183,23 +153,10 @@ fn check_size(
         .and_then(|n| n.checked_mul(bytes_per_pixel))
         .unwrap_or(u64::MAX);
     if bytes > MAX_PIXEL_BYTES {
-        return Err(DecodeError::TooManyBytes {
-            width,
-            height,
-            bytes,
-            max_bytes: MAX_PIXEL_BYTES,
-        });
+        return Err(DecodeError::TooManyBytes { width, height, bytes, max_bytes: MAX_PIXEL_BYTES });
     }
-    let w = usize::try_from(width).map_err(|_| DecodeError::TooLarge {
-        width,
-        height,
-        max_side_px: MAX_SIDE_PX,
-    })?;
-    let h = usize::try_from(height).map_err(|_| DecodeError::TooLarge {
-        width,
-        height,
-        max_side_px: MAX_SIDE_PX,
-    })?;
+    let w = usize::try_from(width).map_err(|_| DecodeError::TooLarge { width, height, max_side_px: MAX_SIDE_PX })?;
+    let h = usize::try_from(height).map_err(|_| DecodeError::TooLarge { width, height, max_side_px: MAX_SIDE_PX })?;
     Ok((w, h))
 }
 
@@ -216,8 +173,7 @@ pub fn decode_image(
     is_bigendian: u8,
     data: &[u8],
 ) -> Result<DecodedImage, DecodeError> {
-    let enc = Encoding::parse(encoding)
-        .ok_or_else(|| DecodeError::UnsupportedEncoding(encoding.to_owned()))?;
+    let enc = Encoding::parse(encoding).ok_or_else(|| DecodeError::UnsupportedEncoding(encoding.to_owned()))?;
     let bpp = enc.bytes_per_pixel();
     let (w, h) = check_size(width, height, bpp)?;
     let min_step = u64::from(width) * bpp;
@@ -230,10 +186,7 @@ pub fn decode_image(
         return Err(DecodeError::DataTooShort { len, needed });
     }
     if len as u64 != needed {
-        return Err(DecodeError::WrongDataLength {
-            len,
-            expected: needed,
-        });
+        return Err(DecodeError::WrongDataLength { len, expected: needed });
     }
     // Both fit in usize: they are bounded by data.len().
     let step = step as usize;
@@ -255,22 +208,12 @@ pub fn decode_image(
                     }
                 }
             }
-            DecodedImage::Rgb8(ImageU8 {
-                width: w,
-                height: h,
-                channels: 3,
-                data: out,
-            })
+            DecodedImage::Rgb8(ImageU8 { width: w, height: h, channels: 3, data: out })
         }
         Encoding::Mono8 => {
             let mut out = Vec::with_capacity(w * h);
             rows.for_each(|row| out.extend_from_slice(row));
-            DecodedImage::Mono8(ImageU8 {
-                width: w,
-                height: h,
-                channels: 1,
-                data: out,
-            })
+            DecodedImage::Mono8(ImageU8 { width: w, height: h, channels: 1, data: out })
         }
         Encoding::Mono16 => {
             let mut out = Vec::with_capacity(w * h);
@@ -284,11 +227,7 @@ pub fn decode_image(
                     }
                 }));
             }
-            DecodedImage::Mono16(MonoImage {
-                width: w,
-                height: h,
-                data: out,
-            })
+            DecodedImage::Mono16(MonoImage { width: w, height: h, data: out })
         }
         Encoding::Float32 => {
             let mut out = Vec::with_capacity(w * h);
@@ -302,11 +241,7 @@ pub fn decode_image(
                     }
                 }));
             }
-            DecodedImage::Float32(MonoImage {
-                width: w,
-                height: h,
-                data: out,
-            })
+            DecodedImage::Float32(MonoImage { width: w, height: h, data: out })
         }
     })
 }
@@ -358,43 +293,17 @@ fn dynamic_to_decoded(image: image::DynamicImage) -> Result<DecodedImage, Decode
     let (width, height) = (image.width(), image.height());
     let (w, h) = check_size(width, height, 4)?;
     Ok(match image {
-        D::ImageLuma8(buf) => DecodedImage::Mono8(ImageU8 {
-            width: w,
-            height: h,
-            channels: 1,
-            data: buf.into_raw(),
-        }),
-        D::ImageLumaA8(_) => DecodedImage::Mono8(ImageU8 {
-            width: w,
-            height: h,
-            channels: 1,
-            data: image.to_luma8().into_raw(),
-        }),
-        D::ImageLuma16(buf) => DecodedImage::Mono16(MonoImage {
-            width: w,
-            height: h,
-            data: buf.into_raw(),
-        }),
-        D::ImageRgb8(buf) => DecodedImage::Rgb8(ImageU8 {
-            width: w,
-            height: h,
-            channels: 3,
-            data: buf.into_raw(),
-        }),
-        other => DecodedImage::Rgb8(ImageU8 {
-            width: w,
-            height: h,
-            channels: 3,
-            data: other.to_rgb8().into_raw(),
-        }),
+        D::ImageLuma8(buf) => DecodedImage::Mono8(ImageU8 { width: w, height: h, channels: 1, data: buf.into_raw() }),
+        D::ImageLumaA8(_) => {
+            DecodedImage::Mono8(ImageU8 { width: w, height: h, channels: 1, data: image.to_luma8().into_raw() })
+        }
+        D::ImageLuma16(buf) => DecodedImage::Mono16(MonoImage { width: w, height: h, data: buf.into_raw() }),
+        D::ImageRgb8(buf) => DecodedImage::Rgb8(ImageU8 { width: w, height: h, channels: 3, data: buf.into_raw() }),
+        other => DecodedImage::Rgb8(ImageU8 { width: w, height: h, channels: 3, data: other.to_rgb8().into_raw() }),
     })
 }
 
-fn decode_compressed_depth(
-    format: &str,
-    format_lower: &str,
-    data: &[u8],
-) -> Result<DecodedImage, DecodeError> {
+fn decode_compressed_depth(format: &str, format_lower: &str, data: &[u8]) -> Result<DecodedImage, DecodeError> {
     if format_lower.contains("rvl") {
         return Err(DecodeError::UnsupportedCompressedFormat(format.to_owned()));
     }
@@ -405,18 +314,11 @@ fn decode_compressed_depth(
     let image = decode_with_limits(png)?;
     let color = image.color();
     let image::DynamicImage::ImageLuma16(buf) = image else {
-        return Err(DecodeError::CompressedDepthColor {
-            raw_encoding,
-            color,
-        });
+        return Err(DecodeError::CompressedDepthColor { raw_encoding, color });
     };
     let (w, h) = check_size(buf.width(), buf.height(), 4)?;
     match raw_encoding.as_str() {
-        "16UC1" | "mono16" => Ok(DecodedImage::Mono16(MonoImage {
-            width: w,
-            height: h,
-            data: buf.into_raw(),
-        })),
+        "16UC1" | "mono16" => Ok(DecodedImage::Mono16(MonoImage { width: w, height: h, data: buf.into_raw() })),
         "32FC1" => {
             // The header is written in the publisher's native order; ROS machines are little endian.
             let quant_a = f32::from_le_bytes([header[4], header[5], header[6], header[7]]);
@@ -424,19 +326,9 @@ fn decode_compressed_depth(
             let depth_m = buf
                 .into_raw()
                 .into_iter()
-                .map(|v| {
-                    if v == 0 {
-                        f32::NAN
-                    } else {
-                        quant_a / (f32::from(v) - quant_b)
-                    }
-                })
+                .map(|v| if v == 0 { f32::NAN } else { quant_a / (f32::from(v) - quant_b) })
                 .collect();
-            Ok(DecodedImage::Float32(MonoImage {
-                width: w,
-                height: h,
-                data: depth_m,
-            }))
+            Ok(DecodedImage::Float32(MonoImage { width: w, height: h, data: depth_m }))
         }
         _ => Err(DecodeError::UnsupportedCompressedFormat(format.to_owned())),
     }
@@ -467,24 +359,12 @@ mod tests {
     #[test]
     fn step_smaller_than_row_is_rejected() {
         let err = decode_image("mono16", 4, 1, 7, 0, &[0; 7]).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                DecodeError::StepTooSmall {
-                    step: 7,
-                    min_step: 8
-                }
-            ),
-            "{err}"
-        );
+        assert!(matches!(err, DecodeError::StepTooSmall { step: 7, min_step: 8 }), "{err}");
     }
 
     #[test]
     fn size_limits() {
-        assert!(matches!(
-            decode_image("mono8", 0, 3, 0, 0, &[]),
-            Err(DecodeError::ZeroSize { .. })
-        ));
+        assert!(matches!(decode_image("mono8", 0, 3, 0, 0, &[]), Err(DecodeError::ZeroSize { .. })));
         assert!(matches!(
             decode_image("mono8", MAX_SIDE_PX + 1, 1, MAX_SIDE_PX + 1, 0, &[]),
             Err(DecodeError::TooLarge { .. })

@@ -18,8 +18,12 @@ impl ImageU8 {
 
     /// Wraps existing pixels; `None` when `data.len() != width * height * channels`.
     pub fn from_vec(width: usize, height: usize, channels: usize, data: Vec<u8>) -> Option<Self> {
-        (width.checked_mul(height)?.checked_mul(channels)? == data.len())
-            .then_some(Self { width, height, channels, data })
+        (width.checked_mul(height)?.checked_mul(channels)? == data.len()).then_some(Self {
+            width,
+            height,
+            channels,
+            data,
+        })
     }
 
     /// The pixel at (x, y) as a slice of `channels` values.

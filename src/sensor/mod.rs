@@ -11,12 +11,10 @@ mod jet_lut;
 pub mod modality;
 pub mod registration;
 
-pub use decode::{
-    decode_compressed, decode_image, DecodeError, DecodedImage, ImageF32, ImageU16, MonoImage,
-};
+pub use decode::{decode_compressed, decode_image, DecodeError, DecodedImage, ImageF32, ImageU16, MonoImage};
 pub use image::ImageU8;
 pub use modality::{
-    assemble_frame, prepare_aux, prepare_frame, prepare_rgb, AuxConfig, Modality,
-    ParseModalityError, PrepareError, ThermalScaling,
+    assemble_frame, prepare_aux, prepare_frame, prepare_rgb, AuxConfig, Modality, ParseModalityError, PrepareError,
+    ThermalScaling,
 };
 pub use registration::{Homography, RegistrationError};

@@ -32,10 +32,7 @@ pub const DEPTH_CLIP_MAX_MM: f64 = 10_000.0;
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
     #[error("a {modality} image cannot be prepared from {kind} pixels")]
-    UnsupportedInput {
-        modality: Modality,
-        kind: &'static str,
-    },
+    UnsupportedInput { modality: Modality, kind: &'static str },
     #[error("invalid thermal scaling: {0}")]
     InvalidScaling(String),
     #[error("the RGB image must have 3 channels, it has {channels}")]
@@ -43,12 +40,7 @@ pub enum PrepareError {
     #[error("the RGB camera image must be 8-bit colour or grey, got {kind}")]
     RgbInput { kind: &'static str },
     #[error("image buffer of {len} bytes does not match its {width}x{height}x{channels} header")]
-    InconsistentImage {
-        width: usize,
-        height: usize,
-        channels: usize,
-        len: usize,
-    },
+    InconsistentImage { width: usize, height: usize, channels: usize, len: usize },
     #[error("cannot register the aux image to the RGB image")]
     Registration(#[from] RegistrationError),
 }
@@ -112,24 +104,17 @@ pub enum ThermalScaling {
 
 impl Default for ThermalScaling {
     fn default() -> Self {
-        ThermalScaling::Percentile {
-            low: 1.0,
-            high: 99.0,
-        }
+        ThermalScaling::Percentile { low: 1.0, high: 99.0 }
     }
 }
 
 impl ThermalScaling {
     fn validate(&self) -> Result<(), PrepareError> {
         match *self {
-            ThermalScaling::Fixed { min, max }
-                if min.is_finite() && max.is_finite() && max > min =>
-            {
-                Ok(())
+            ThermalScaling::Fixed { min, max } if min.is_finite() && max.is_finite() && max > min => Ok(()),
+            ThermalScaling::Fixed { min, max } => {
+                Err(PrepareError::InvalidScaling(format!("fixed range needs finite min < max, got [{min}, {max}]")))
             }
-            ThermalScaling::Fixed { min, max } => Err(PrepareError::InvalidScaling(format!(
-                "fixed range needs finite min < max, got [{min}, {max}]"
-            ))),
             ThermalScaling::Percentile { low, high }
                 if (0.0..=100.0).contains(&low) && (0.0..=100.0).contains(&high) && low < high =>
             {
@@ -181,24 +166,14 @@ fn check_mono<T>(im: &MonoImage<T>) -> Result<(), PrepareError> {
     if im.width.checked_mul(im.height) == Some(im.data.len()) {
         Ok(())
     } else {
-        Err(PrepareError::InconsistentImage {
-            width: im.width,
-            height: im.height,
-            channels: 1,
-            len: im.data.len(),
-        })
+        Err(PrepareError::InconsistentImage { width: im.width, height: im.height, channels: 1, len: im.data.len() })
     }
 }
 
 /// Replicates a 1-channel image to 3 equal channels.
 pub fn gray_to_rgb(width: usize, height: usize, gray: &[u8]) -> ImageU8 {
     let data = gray.iter().flat_map(|&v| [v, v, v]).collect();
-    ImageU8 {
-        width,
-        height,
-        channels: 3,
-        data,
-    }
+    ImageU8 { width, height, channels: 3, data }
 }
 
 /// The RGB camera image as the 3-channel RGB part of the tracker frame (grey is replicated).
@@ -218,11 +193,7 @@ pub fn prepare_rgb(decoded: DecodedImage) -> Result<ImageU8, PrepareError> {
 
 /// Prepares the auxiliary image of the given modality as a 3-channel 8-bit image in its own
 /// pixel grid (registration happens in [`assemble_frame`]).
-pub fn prepare_aux(
-    decoded: DecodedImage,
-    modality: Modality,
-    config: &AuxConfig,
-) -> Result<ImageU8, PrepareError> {
+pub fn prepare_aux(decoded: DecodedImage, modality: Modality, config: &AuxConfig) -> Result<ImageU8, PrepareError> {
     let kind = decoded.kind();
     match (modality, decoded) {
         (Modality::Thermal | Modality::Event, DecodedImage::Rgb8(im)) => {
@@ -259,17 +230,11 @@ pub fn prepare_aux(
 
 /// Registers a prepared 3-channel aux image to the RGB image and stacks them into the 6-channel
 /// tracker frame `[R, G, B, a0, a1, a2]`.
-pub fn assemble_frame(
-    rgb: &ImageU8,
-    aux: &ImageU8,
-    config: &AuxConfig,
-) -> Result<ImageU8, PrepareError> {
+pub fn assemble_frame(rgb: &ImageU8, aux: &ImageU8, config: &AuxConfig) -> Result<ImageU8, PrepareError> {
     check_u8(rgb)?;
     check_u8(aux)?;
     if rgb.channels != 3 {
-        return Err(PrepareError::RgbChannels {
-            channels: rgb.channels,
-        });
+        return Err(PrepareError::RgbChannels { channels: rgb.channels });
     }
     let homography = config.homography()?;
     let registered = register_to_rgb(aux, rgb.width, rgb.height, homography.as_ref())?;
@@ -301,9 +266,7 @@ fn linear_to_u8(value: f64, lo: f64, hi: f64) -> u8 {
     if !value.is_finite() || hi <= lo {
         return 0;
     }
-    ((value - lo) * (255.0 / (hi - lo)))
-        .round_ties_even()
-        .clamp(0.0, 255.0) as u8
+    ((value - lo) * (255.0 / (hi - lo))).round_ties_even().clamp(0.0, 255.0) as u8
 }
 
 /// The `percent` percentile of sorted data given by an order-statistic lookup, numpy "linear".
@@ -330,16 +293,10 @@ pub fn scale_u16_to_u8(values: &[u16], scaling: &ThermalScaling) -> Result<Vec<u
             }
             let hist = histogram_u16(values);
             let kth = |k: usize| f64::from(kth_smallest_u16(&hist, k));
-            (
-                percentile_linear(values.len(), low, kth),
-                percentile_linear(values.len(), high, kth),
-            )
+            (percentile_linear(values.len(), low, kth), percentile_linear(values.len(), high, kth))
         }
     };
-    Ok(values
-        .iter()
-        .map(|&v| linear_to_u8(f64::from(v), lo, hi))
-        .collect())
+    Ok(values.iter().map(|&v| linear_to_u8(f64::from(v), lo, hi)).collect())
 }
 
 /// 32-bit values (e.g. temperatures) to 8 bits per `scaling`; NaN/Inf pixels become 0 and are
@@ -355,16 +312,10 @@ pub fn scale_f32_to_u8(values: &[f32], scaling: &ThermalScaling) -> Result<Vec<u
             }
             finite.sort_unstable_by(f32::total_cmp);
             let kth = |k: usize| f64::from(finite.get(k).copied().unwrap_or(0.0));
-            (
-                percentile_linear(finite.len(), low, kth),
-                percentile_linear(finite.len(), high, kth),
-            )
+            (percentile_linear(finite.len(), low, kth), percentile_linear(finite.len(), high, kth))
         }
     };
-    Ok(values
-        .iter()
-        .map(|&v| linear_to_u8(f64::from(v), lo, hi))
-        .collect())
+    Ok(values.iter().map(|&v| linear_to_u8(f64::from(v), lo, hi)).collect())
 }
 
 fn histogram_u16(values: &[u16]) -> Vec<usize> {
@@ -411,11 +362,7 @@ pub fn depth_metres_to_mm(depth_m: &ImageF32) -> ImageU16 {
             }
         })
         .collect();
-    MonoImage {
-        width: depth_m.width,
-        height: depth_m.height,
-        data,
-    }
+    MonoImage { width: depth_m.width, height: depth_m.height, data }
 }
 
 /// Result of the reference's depth clip step.
@@ -434,18 +381,13 @@ pub struct DepthClip {
 pub fn depth_clip_mm(depth_mm: &mut [u16]) -> DepthClip {
     let n = depth_mm.len();
     if n == 0 {
-        return DepthClip {
-            median_mm: 0.0,
-            max_depth_mm: 0.0,
-            clip_value_mm: 0,
-        };
+        return DepthClip { median_mm: 0.0, max_depth_mm: 0.0, clip_value_mm: 0 };
     }
     let hist = histogram_u16(depth_mm);
     let median_mm = if n % 2 == 1 {
         f64::from(kth_smallest_u16(&hist, n / 2))
     } else {
-        (f64::from(kth_smallest_u16(&hist, n / 2 - 1)) + f64::from(kth_smallest_u16(&hist, n / 2)))
-            / 2.0
+        (f64::from(kth_smallest_u16(&hist, n / 2 - 1)) + f64::from(kth_smallest_u16(&hist, n / 2))) / 2.0
     };
     let max_depth_mm = (median_mm * 3.0).min(DEPTH_CLIP_MAX_MM);
     // The value is in [0, 10000], so the truncating cast is exact numpy behaviour.
@@ -455,11 +397,7 @@ pub fn depth_clip_mm(depth_mm: &mut [u16]) -> DepthClip {
             *v = clip_value_mm;
         }
     }
-    DepthClip {
-        median_mm,
-        max_depth_mm,
-        clip_value_mm,
-    }
+    DepthClip { median_mm, max_depth_mm, clip_value_mm }
 }
 
 /// `cv2.normalize(dp, None, 0, 255, NORM_MINMAX)` on a uint16 image followed by `astype(uint8)`.
@@ -473,20 +411,13 @@ pub fn normalize_minmax_u8(depth: &[u16]) -> Vec<u8> {
         return Vec::new();
     };
     let (min, max) = (f64::from(min), f64::from(max));
-    let scale = 255.0
-        * if max - min > f64::EPSILON {
-            1.0 / (max - min)
-        } else {
-            0.0
-        };
+    let scale = 255.0 * if max - min > f64::EPSILON { 1.0 / (max - min) } else { 0.0 };
     let shift = 0.0 - min * scale;
     let (scale32, shift32) = (scale as f32, shift as f32);
     depth
         .iter()
         .map(|&v| {
-            let value = (f32::from(v) * scale32 + shift32)
-                .round_ties_even()
-                .clamp(0.0, 65535.0) as u16;
+            let value = (f32::from(v) * scale32 + shift32).round_ties_even().clamp(0.0, 65535.0) as u16;
             // numpy's uint16 -> uint8 cast keeps the low byte; values are <= 255 here anyway.
             (value & 0xff) as u8
         })
@@ -495,9 +426,7 @@ pub fn normalize_minmax_u8(depth: &[u16]) -> Vec<u8> {
 
 /// `cv2.applyColorMap(gray, COLORMAP_JET)`: one `[B, G, R]` triple per pixel.
 pub fn apply_jet_bgr(gray: &[u8]) -> Vec<u8> {
-    gray.iter()
-        .flat_map(|&v| JET_LUT_BGR[usize::from(v)])
-        .collect()
+    gray.iter().flat_map(|&v| JET_LUT_BGR[usize::from(v)]).collect()
 }
 
 /// The reference RGB-D aux image: clip, min-max normalise, JET colormap in **B, G, R** order
@@ -506,12 +435,7 @@ pub fn depth_to_colormap_bgr(depth_mm: &ImageU16) -> ImageU8 {
     let mut clipped = depth_mm.data.clone();
     depth_clip_mm(&mut clipped);
     let gray = normalize_minmax_u8(&clipped);
-    ImageU8 {
-        width: depth_mm.width,
-        height: depth_mm.height,
-        channels: 3,
-        data: apply_jet_bgr(&gray),
-    }
+    ImageU8 { width: depth_mm.width, height: depth_mm.height, channels: 3, data: apply_jet_bgr(&gray) }
 }
 
 #[cfg(test)]
@@ -530,20 +454,10 @@ mod tests {
 
     #[test]
     fn config_parses_from_yaml() {
-        let cfg: AuxConfig =
-            serde_yaml::from_str("thermal_scaling: {mode: fixed, min: 7000, max: 9000}\n").unwrap();
-        assert_eq!(
-            cfg.thermal_scaling,
-            ThermalScaling::Fixed {
-                min: 7000.0,
-                max: 9000.0
-            }
-        );
+        let cfg: AuxConfig = serde_yaml::from_str("thermal_scaling: {mode: fixed, min: 7000, max: 9000}\n").unwrap();
+        assert_eq!(cfg.thermal_scaling, ThermalScaling::Fixed { min: 7000.0, max: 9000.0 });
         assert_eq!(cfg.aux_from_rgb, None);
-        assert_eq!(
-            serde_yaml::from_str::<AuxConfig>("{}").unwrap(),
-            AuxConfig::default()
-        );
+        assert_eq!(serde_yaml::from_str::<AuxConfig>("{}").unwrap(), AuxConfig::default());
     }
 
     #[test]
@@ -551,10 +465,7 @@ mod tests {
         // Even count: median = (2 + 4) / 2 = 3, max_depth = 9, only 10 is clipped.
         let mut even = [0u16, 2, 4, 10];
         let clip = depth_clip_mm(&mut even);
-        assert_eq!(
-            (clip.median_mm, clip.max_depth_mm, clip.clip_value_mm),
-            (3.0, 9.0, 9)
-        );
+        assert_eq!((clip.median_mm, clip.max_depth_mm, clip.clip_value_mm), (3.0, 9.0, 9));
         assert_eq!(even, [0, 2, 4, 9]);
         // Odd count: median 5, max_depth 15; 16 is clipped, 14 stays.
         let mut odd = [16u16, 0, 14, 4, 5];
@@ -564,10 +475,7 @@ mod tests {
         // Half-integer median 3.5: max_depth 10.5 is stored truncated as 10.
         let mut half = [11u16, 0, 4, 3];
         let clip = depth_clip_mm(&mut half);
-        assert_eq!(
-            (clip.median_mm, clip.max_depth_mm, clip.clip_value_mm),
-            (3.5, 10.5, 10)
-        );
+        assert_eq!((clip.median_mm, clip.max_depth_mm, clip.clip_value_mm), (3.5, 10.5, 10));
         assert_eq!(half, [10, 0, 4, 3]);
         // The 10 m cap.
         let mut far = [9000u16; 3];
@@ -584,49 +492,19 @@ mod tests {
 
     #[test]
     fn fixed_and_percentile_scaling() {
-        let fixed = ThermalScaling::Fixed {
-            min: 100.0,
-            max: 355.0,
-        };
-        assert_eq!(
-            scale_u16_to_u8(&[0, 100, 228, 355, 60000], &fixed).unwrap(),
-            vec![0, 0, 128, 255, 255]
-        );
+        let fixed = ThermalScaling::Fixed { min: 100.0, max: 355.0 };
+        assert_eq!(scale_u16_to_u8(&[0, 100, 228, 355, 60000], &fixed).unwrap(), vec![0, 0, 128, 255, 255]);
         // 0..=100: the 10th and 90th percentiles are 10 and 90.
         let values: Vec<u16> = (0..=100).collect();
-        let pct = ThermalScaling::Percentile {
-            low: 10.0,
-            high: 90.0,
-        };
+        let pct = ThermalScaling::Percentile { low: 10.0, high: 90.0 };
         let out = scale_u16_to_u8(&values, &pct).unwrap();
-        assert_eq!(
-            (out[10], out[50], out[90], out[0], out[100]),
-            (0, 128, 255, 0, 255)
-        );
-        let floats: Vec<f32> = values
-            .iter()
-            .map(|&v| f32::from(v))
-            .chain([f32::NAN])
-            .collect();
+        assert_eq!((out[10], out[50], out[90], out[0], out[100]), (0, 128, 255, 0, 255));
+        let floats: Vec<f32> = values.iter().map(|&v| f32::from(v)).chain([f32::NAN]).collect();
         let out_f = scale_f32_to_u8(&floats, &pct).unwrap();
         assert_eq!(&out_f[..101], &out[..]);
         assert_eq!(out_f[101], 0);
-        assert!(scale_u16_to_u8(
-            &values,
-            &ThermalScaling::Percentile {
-                low: 50.0,
-                high: 50.0
-            }
-        )
-        .is_err());
-        assert!(scale_u16_to_u8(
-            &values,
-            &ThermalScaling::Fixed {
-                min: 1.0,
-                max: f64::NAN
-            }
-        )
-        .is_err());
+        assert!(scale_u16_to_u8(&values, &ThermalScaling::Percentile { low: 50.0, high: 50.0 }).is_err());
+        assert!(scale_u16_to_u8(&values, &ThermalScaling::Fixed { min: 1.0, max: f64::NAN }).is_err());
     }
 
     #[test]
@@ -641,25 +519,13 @@ mod tests {
     #[test]
     fn depth_rejects_colour_input() {
         let rgb = ImageU8::zeros(2, 2, 3);
-        let err = prepare_aux(
-            DecodedImage::Rgb8(rgb),
-            Modality::Depth,
-            &AuxConfig::default(),
-        )
-        .unwrap_err();
-        assert!(
-            matches!(err, PrepareError::UnsupportedInput { .. }),
-            "{err}"
-        );
+        let err = prepare_aux(DecodedImage::Rgb8(rgb), Modality::Depth, &AuxConfig::default()).unwrap_err();
+        assert!(matches!(err, PrepareError::UnsupportedInput { .. }), "{err}");
     }
 
     #[test]
     fn metres_to_millimetres() {
-        let m = MonoImage {
-            width: 5,
-            height: 1,
-            data: vec![1.5, f32::NAN, -1.0, f32::INFINITY, 70.0],
-        };
+        let m = MonoImage { width: 5, height: 1, data: vec![1.5, f32::NAN, -1.0, f32::INFINITY, 70.0] };
         assert_eq!(depth_metres_to_mm(&m).data, vec![1500, 0, 0, 0, 65535]);
     }
 }

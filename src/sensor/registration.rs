@@ -32,18 +32,9 @@ pub enum RegistrationError {
     #[error("point correspondences are degenerate (three of the four points are collinear?)")]
     Degenerate,
     #[error("output size {width}x{height}x{channels} is zero or over the limits")]
-    BadOutputSize {
-        width: usize,
-        height: usize,
-        channels: usize,
-    },
+    BadOutputSize { width: usize, height: usize, channels: usize },
     #[error("image buffer of {len} bytes does not match its {width}x{height}x{channels} header")]
-    InconsistentImage {
-        width: usize,
-        height: usize,
-        channels: usize,
-        len: usize,
-    },
+    InconsistentImage { width: usize, height: usize, channels: usize, len: usize },
 }
 
 /// A planar homography mapping RGB pixel coordinates to aux pixel coordinates (see module docs).
@@ -55,9 +46,7 @@ pub struct Homography {
 impl Homography {
     /// The identity: both images share one pixel grid.
     pub fn identity() -> Self {
-        Self {
-            aux_from_rgb: Matrix3::identity(),
-        }
+        Self { aux_from_rgb: Matrix3::identity() }
     }
 
     /// Wraps a matrix that maps RGB pixel coordinates to aux pixel coordinates.
@@ -77,9 +66,7 @@ impl Homography {
         if !rgb_from_aux.iter().all(|v| v.is_finite()) {
             return Err(RegistrationError::NonFinite);
         }
-        let inverse = rgb_from_aux
-            .try_inverse()
-            .ok_or(RegistrationError::Singular)?;
+        let inverse = rgb_from_aux.try_inverse().ok_or(RegistrationError::Singular)?;
         Self::from_aux_from_rgb(inverse)
     }
 
@@ -88,32 +75,14 @@ impl Homography {
     pub fn scale_between(rgb_size: (usize, usize), aux_size: (usize, usize)) -> Self {
         let sx = aux_size.0 as f64 / rgb_size.0.max(1) as f64;
         let sy = aux_size.1 as f64 / rgb_size.1.max(1) as f64;
-        let m = Matrix3::new(
-            sx,
-            0.0,
-            0.5 * sx - 0.5,
-            0.0,
-            sy,
-            0.5 * sy - 0.5,
-            0.0,
-            0.0,
-            1.0,
-        );
+        let m = Matrix3::new(sx, 0.0, 0.5 * sx - 0.5, 0.0, sy, 0.5 * sy - 0.5, 0.0, 0.0, 1.0);
         Self { aux_from_rgb: m }
     }
 
     /// Exact homography through four correspondences `rgb_px[i] -> aux_px[i]` (pixel
     /// coordinates, x then y). Uses Hartley normalisation for numerical conditioning.
-    pub fn from_correspondences(
-        rgb_px: &[[f64; 2]; 4],
-        aux_px: &[[f64; 2]; 4],
-    ) -> Result<Self, RegistrationError> {
-        if !rgb_px
-            .iter()
-            .chain(aux_px.iter())
-            .flatten()
-            .all(|v| v.is_finite())
-        {
+    pub fn from_correspondences(rgb_px: &[[f64; 2]; 4], aux_px: &[[f64; 2]; 4]) -> Result<Self, RegistrationError> {
+        if !rgb_px.iter().chain(aux_px.iter()).flatten().all(|v| v.is_finite()) {
             return Err(RegistrationError::NonFinite);
         }
         let t_rgb = normalising_transform(rgb_px).ok_or(RegistrationError::Degenerate)?;
@@ -126,10 +95,8 @@ impl Homography {
             let (x, y, u, v) = (p.x, p.y, q.x, q.y);
             // u = (h0 x + h1 y + h2) / (h6 x + h7 y + 1), likewise v with h3..h5.
             let r = 2 * i;
-            a.row_mut(r)
-                .copy_from_slice(&[x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y]);
-            a.row_mut(r + 1)
-                .copy_from_slice(&[0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y]);
+            a.row_mut(r).copy_from_slice(&[x, y, 1.0, 0.0, 0.0, 0.0, -u * x, -u * y]);
+            a.row_mut(r + 1).copy_from_slice(&[0.0, 0.0, 0.0, x, y, 1.0, -v * x, -v * y]);
             b[r] = u;
             b[r + 1] = v;
         }
@@ -158,26 +125,12 @@ fn normalising_transform(points: &[[f64; 2]; 4]) -> Option<Matrix3<f64>> {
     let n = points.len() as f64;
     let cx = points.iter().map(|p| p[0]).sum::<f64>() / n;
     let cy = points.iter().map(|p| p[1]).sum::<f64>() / n;
-    let mean_dist = points
-        .iter()
-        .map(|p| (p[0] - cx).hypot(p[1] - cy))
-        .sum::<f64>()
-        / n;
+    let mean_dist = points.iter().map(|p| (p[0] - cx).hypot(p[1] - cy)).sum::<f64>() / n;
     if !(mean_dist > 0.0 && mean_dist.is_finite()) {
         return None;
     }
     let s = std::f64::consts::SQRT_2 / mean_dist;
-    Some(Matrix3::new(
-        s,
-        0.0,
-        -s * cx,
-        0.0,
-        s,
-        -s * cy,
-        0.0,
-        0.0,
-        1.0,
-    ))
+    Some(Matrix3::new(s, 0.0, -s * cx, 0.0, s, -s * cy, 0.0, 0.0, 1.0))
 }
 
 /// Warps `aux` onto an `rgb_width` x `rgb_height` grid: output pixel (x, y) takes the bilinear
@@ -201,22 +154,12 @@ pub fn warp_to_rgb(
         });
     }
     let channels = aux.channels;
-    let out_len = rgb_width
-        .checked_mul(rgb_height)
-        .and_then(|n| n.checked_mul(channels));
-    let side_ok = rgb_width > 0
-        && rgb_height > 0
-        && rgb_width <= MAX_SIDE_PX as usize
-        && rgb_height <= MAX_SIDE_PX as usize;
+    let out_len = rgb_width.checked_mul(rgb_height).and_then(|n| n.checked_mul(channels));
+    let side_ok =
+        rgb_width > 0 && rgb_height > 0 && rgb_width <= MAX_SIDE_PX as usize && rgb_height <= MAX_SIDE_PX as usize;
     let out_len = match out_len {
         Some(n) if side_ok && (n as u64) <= MAX_PIXEL_BYTES => n,
-        _ => {
-            return Err(RegistrationError::BadOutputSize {
-                width: rgb_width,
-                height: rgb_height,
-                channels,
-            })
-        }
+        _ => return Err(RegistrationError::BadOutputSize { width: rgb_width, height: rgb_height, channels }),
     };
     let mut out = vec![0u8; out_len];
     let (max_u, max_v) = (aux.width as f64 - 0.5, aux.height as f64 - 0.5);
@@ -247,12 +190,7 @@ pub fn warp_to_rgb(
             }
         }
     }
-    Ok(ImageU8 {
-        width: rgb_width,
-        height: rgb_height,
-        channels,
-        data: out,
-    })
+    Ok(ImageU8 { width: rgb_width, height: rgb_height, channels, data: out })
 }
 
 /// Brings `aux` into the RGB pixel grid: through `homography` when given; otherwise unchanged
@@ -265,9 +203,7 @@ pub fn register_to_rgb(
 ) -> Result<ImageU8, RegistrationError> {
     match homography {
         Some(h) => warp_to_rgb(aux, rgb_width, rgb_height, h),
-        None if aux.width == rgb_width && aux.height == rgb_height && aux.is_consistent() => {
-            Ok(aux.clone())
-        }
+        None if aux.width == rgb_width && aux.height == rgb_height && aux.is_consistent() => Ok(aux.clone()),
         None => {
             let h = Homography::scale_between((rgb_width, rgb_height), (aux.width, aux.height));
             warp_to_rgb(aux, rgb_width, rgb_height, &h)
@@ -284,19 +220,10 @@ mod tests {
         let mut data = Vec::with_capacity(width * height * 3);
         for y in 0..height {
             for x in 0..width {
-                data.extend_from_slice(&[
-                    (10 * x + y) as u8,
-                    (5 * y + 1) as u8,
-                    (200 - x - y) as u8,
-                ]);
+                data.extend_from_slice(&[(10 * x + y) as u8, (5 * y + 1) as u8, (200 - x - y) as u8]);
             }
         }
-        ImageU8 {
-            width,
-            height,
-            channels: 3,
-            data,
-        }
+        ImageU8 { width, height, channels: 3, data }
     }
 
     #[test]
@@ -311,18 +238,11 @@ mod tests {
     fn integer_translation_shifts_and_zero_fills() {
         let aux = pattern(8, 6);
         // RGB pixel (x, y) sees aux pixel (x + 2, y - 1).
-        let h = Homography::from_aux_from_rgb(Matrix3::new(
-            1.0, 0.0, 2.0, 0.0, 1.0, -1.0, 0.0, 0.0, 1.0,
-        ))
-        .unwrap();
+        let h = Homography::from_aux_from_rgb(Matrix3::new(1.0, 0.0, 2.0, 0.0, 1.0, -1.0, 0.0, 0.0, 1.0)).unwrap();
         let out = warp_to_rgb(&aux, 8, 6, &h).unwrap();
         for y in 0..6 {
             for x in 0..8 {
-                let expected: &[u8] = if x + 2 < 8 && y >= 1 {
-                    aux.pixel(x + 2, y - 1)
-                } else {
-                    &[0, 0, 0]
-                };
+                let expected: &[u8] = if x + 2 < 8 && y >= 1 { aux.pixel(x + 2, y - 1) } else { &[0, 0, 0] };
                 assert_eq!(out.pixel(x, y), expected, "at ({x},{y})");
             }
         }
@@ -330,16 +250,8 @@ mod tests {
 
     #[test]
     fn half_pixel_translation_averages_neighbours() {
-        let aux = ImageU8 {
-            width: 4,
-            height: 1,
-            channels: 1,
-            data: vec![10, 20, 40, 80],
-        };
-        let h = Homography::from_aux_from_rgb(Matrix3::new(
-            1.0, 0.0, 0.5, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0,
-        ))
-        .unwrap();
+        let aux = ImageU8 { width: 4, height: 1, channels: 1, data: vec![10, 20, 40, 80] };
+        let h = Homography::from_aux_from_rgb(Matrix3::new(1.0, 0.0, 0.5, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)).unwrap();
         let out = warp_to_rgb(&aux, 4, 1, &h).unwrap();
         // u = 0.5, 1.5, 2.5 blend neighbours; u = 3.5 is on the last pixel's outer edge (clamped tap).
         assert_eq!(out.data, vec![15, 30, 60, 80]);
@@ -348,12 +260,7 @@ mod tests {
     #[test]
     fn pure_scale_downsamples_by_block_average() {
         // aux is twice the RGB size: each RGB pixel centre lands between 2x2 aux pixels.
-        let aux = ImageU8 {
-            width: 4,
-            height: 2,
-            channels: 1,
-            data: vec![0, 10, 100, 120, 20, 30, 140, 160],
-        };
+        let aux = ImageU8 { width: 4, height: 2, channels: 1, data: vec![0, 10, 100, 120, 20, 30, 140, 160] };
         let out = register_to_rgb(&aux, 2, 1, None).unwrap();
         assert_eq!(out.data, vec![15, 130]);
     }
@@ -381,12 +288,7 @@ mod tests {
         assert!(Homography::from_rgb_from_aux(Matrix3::from_element(f64::NAN)).is_err());
         let aux = pattern(2, 2);
         assert!(warp_to_rgb(&aux, 0, 5, &Homography::identity()).is_err());
-        let broken = ImageU8 {
-            width: 3,
-            height: 3,
-            channels: 3,
-            data: vec![0; 5],
-        };
+        let broken = ImageU8 { width: 3, height: 3, channels: 3, data: vec![0; 5] };
         assert!(register_to_rgb(&broken, 3, 3, None).is_err());
     }
 }

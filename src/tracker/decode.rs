@@ -59,7 +59,11 @@ impl HostMaps {
             return Err(DecodeError::Shape { side, shape });
         }
         let all = Tensor::cat(
-            &[out.score_map.get(0).flatten(0, -1), out.size_map.get(0).flatten(0, -1), out.offset_map.get(0).flatten(0, -1)],
+            &[
+                out.score_map.get(0).flatten(0, -1),
+                out.size_map.get(0).flatten(0, -1),
+                out.offset_map.get(0).flatten(0, -1),
+            ],
             0,
         )
         .to_kind(Kind::Float)

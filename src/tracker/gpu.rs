@@ -39,12 +39,7 @@ pub fn crop_normalize(
     let padded = if region.numel() == 0 {
         Tensor::zeros([1, c, crop, crop], (Kind::Float, device))
     } else {
-        chw.constant_pad_nd([
-            w.pad_left_px as i64,
-            w.pad_right_px as i64,
-            w.pad_top_px as i64,
-            w.pad_bottom_px as i64,
-        ])
+        chw.constant_pad_nd([w.pad_left_px as i64, w.pad_right_px as i64, w.pad_top_px as i64, w.pad_bottom_px as i64])
     };
     let o = out as i64;
     let resized = if crop == o {

@@ -3,8 +3,8 @@
 pub mod decode;
 pub mod geometry;
 pub mod gpu;
-pub mod track;
 pub mod preprocess;
+pub mod track;
 
 pub use decode::{decode, hann2d, Decoded, HostMaps};
 pub use geometry::{clip_box, map_back, BoxCxcywh, BoxXywh};

@@ -2,7 +2,7 @@
 //! (`sample_target` of `lib/train/data/processing_utils.py`, `cv2.resize` on uint8, and
 //! `PreprocessorMM.process` of `lib/test/tracker/data_utils.py`).
 //!
-//! The padded crop is never materialised: the resize reads the frame through a [`PaddedView`]
+//! The padded crop is never materialised: the resize reads the frame through a `PaddedView`
 //! that answers zero outside the copied window, so a 900 px search crop costs
 //! O(out * out * channels), like the 256 px one.
 
@@ -17,6 +17,8 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 pub const MAX_CROP_SIZE_PX: usize = 32_768;
 /// Largest accepted output side, in pixels.
 pub const MAX_OUTPUT_SIZE_PX: usize = 8_192;
+/// Largest accepted output patch or crop row buffer, in bytes (256 MiB).
+pub const MAX_BUFFER_BYTES: usize = 256 * 1024 * 1024;
 
 /// OpenCV's `INTER_RESIZE_COEF_BITS` = 11: bilinear weights are integers summing to ~2048.
 const RESIZE_COEF_SCALE: f32 = 2048.0;
@@ -34,13 +36,10 @@ pub enum PreprocessError {
     CropTooLarge { crop_size_px: f64 },
     #[error("output size {width}x{height} must be between 1 and {MAX_OUTPUT_SIZE_PX} px")]
     InvalidOutputSize { width: usize, height: usize },
+    #[error("{what} of {bytes} bytes exceeds the {MAX_BUFFER_BYTES} byte limit")]
+    TooManyBytes { what: &'static str, bytes: u128 },
     #[error("image buffer of {len} bytes does not match its {width}x{height}x{channels} header (or it is empty)")]
-    InconsistentImage {
-        width: usize,
-        height: usize,
-        channels: usize,
-        len: usize,
-    },
+    InconsistentImage { width: usize, height: usize, channels: usize, len: usize },
     #[error("cannot build the input tensor")]
     Torch(#[from] tch::TchError),
 }
@@ -58,12 +57,20 @@ fn check_image(im: &ImageU8) -> Result<(), PreprocessError> {
     }
 }
 
-fn check_output_size(width: usize, height: usize) -> Result<(), PreprocessError> {
-    if (1..=MAX_OUTPUT_SIZE_PX).contains(&width) && (1..=MAX_OUTPUT_SIZE_PX).contains(&height) {
-        Ok(())
-    } else {
-        Err(PreprocessError::InvalidOutputSize { width, height })
+fn check_output_size(width: usize, height: usize, channels: usize) -> Result<(), PreprocessError> {
+    if !((1..=MAX_OUTPUT_SIZE_PX).contains(&width) && (1..=MAX_OUTPUT_SIZE_PX).contains(&height)) {
+        return Err(PreprocessError::InvalidOutputSize { width, height });
     }
+    check_bytes("output patch", [width, height, channels])
+}
+
+/// Product of the factors, refused over [`MAX_BUFFER_BYTES`].
+fn check_bytes(what: &'static str, factors: [usize; 3]) -> Result<(), PreprocessError> {
+    let bytes = factors.iter().map(|&f| f as u128).product::<u128>();
+    if bytes > MAX_BUFFER_BYTES as u128 {
+        return Err(PreprocessError::TooManyBytes { what, bytes });
+    }
+    Ok(())
 }
 
 /// Where the square crop lies in the frame, as `sample_target` computes it.
@@ -111,10 +118,12 @@ pub fn crop_window(
         return Err(PreprocessError::InvalidFactor(factor));
     }
     let crop_size_f = ((w * h).sqrt() * factor).ceil();
-    if !(crop_size_f >= 1.0 && crop_size_f <= MAX_CROP_SIZE_PX as f64) {
-        return Err(PreprocessError::CropTooLarge {
-            crop_size_px: crop_size_f,
-        });
+    if crop_size_f < 1.0 {
+        // The reference raises "Too small bounding box." here (w * h underflowed to 0).
+        return Err(PreprocessError::InvalidBox { box_xywh });
+    }
+    if crop_size_f > MAX_CROP_SIZE_PX as f64 {
+        return Err(PreprocessError::CropTooLarge { crop_size_px: crop_size_f });
     }
     // Python evaluates `round(x + 0.5 * w - crop_sz * 0.5)` left to right, round half to even.
     let x1_f = (x + 0.5 * w - crop_size_f * 0.5).round_ties_even();
@@ -191,55 +200,56 @@ impl<'a> PaddedView<'a> {
         }
     }
 
-    /// The frame row behind view row `vy`, or `None` in the padding.
-    fn row(&self, vy: usize) -> Option<&'a [u8]> {
-        if !self.valid_y.contains(&vy) {
-            return None;
-        }
-        let y = (vy as i64 + self.y0) as usize;
-        let stride = self.image.width * self.image.channels;
-        self.image.data.get(y * stride..(y + 1) * stride)
+    /// Bytes in one view row.
+    fn row_bytes(&self) -> usize {
+        self.width * self.image.channels
     }
 
-    /// Byte offset, within a frame row, of view column `vx`, or `None` in the padding.
-    fn column_offset(&self, vx: usize) -> Option<usize> {
-        self.valid_x
-            .contains(&vx)
-            .then(|| (vx as i64 + self.x0) as usize * self.image.channels)
+    /// Writes view row `vy` into `buf` (`row_bytes()` long): the copied frame pixels, zeros in
+    /// the padding.
+    fn fill_row(&self, vy: usize, buf: &mut [u8]) {
+        let channels = self.image.channels;
+        let stride = self.image.width * channels;
+        let y = vy as i64 + self.y0;
+        let source = if self.valid_y.contains(&vy) && !self.valid_x.is_empty() {
+            let x = (self.valid_x.start as i64 + self.x0) as usize;
+            let start = y as usize * stride + x * channels;
+            self.image.data.get(start..start + self.valid_x.len() * channels)
+        } else {
+            None
+        };
+        match source {
+            Some(pixels) => {
+                let (left, rest) = buf.split_at_mut(self.valid_x.start * channels);
+                let (middle, right) = rest.split_at_mut(pixels.len());
+                left.fill(0);
+                middle.copy_from_slice(pixels);
+                right.fill(0);
+            }
+            None => buf.fill(0),
+        }
     }
 }
 
 /// Crops the box's neighbourhood and resizes it to `out x out`, exactly as the reference
 /// `sample_target(frame, box, factor, out)` does with `cv2.resize` (any channel count).
-pub fn sample_target(
-    frame: &ImageU8,
-    box_xywh: [f64; 4],
-    factor: f64,
-    out: usize,
-) -> Result<Crop, PreprocessError> {
+pub fn sample_target(frame: &ImageU8, box_xywh: [f64; 4], factor: f64, out: usize) -> Result<Crop, PreprocessError> {
     check_image(frame)?;
-    check_output_size(out, out)?;
+    check_output_size(out, out, frame.channels)?;
     let window = crop_window(box_xywh, factor, frame.width, frame.height)?;
+    // The resize keeps up to three crop rows in memory.
+    check_bytes("crop row buffers", [window.crop_size_px, frame.channels, 3])?;
     let view = PaddedView::crop(frame, &window);
     let patch = resize_view(&view, out, out);
-    Ok(Crop {
-        patch,
-        resize_factor: out as f64 / window.crop_size_px as f64,
-        crop_size: window.crop_size_px,
-        window,
-    })
+    Ok(Crop { patch, resize_factor: out as f64 / window.crop_size_px as f64, crop_size: window.crop_size_px, window })
 }
 
 /// `cv2.resize(src, (out_width, out_height))` with the default `INTER_LINEAR` on uint8, bit-exact
 /// (including OpenCV's silent switch to `INTER_AREA` for an exact 2x downscale and the plain
 /// copy at equal size), for any channel count.
-pub fn resize_u8(
-    src: &ImageU8,
-    out_width: usize,
-    out_height: usize,
-) -> Result<ImageU8, PreprocessError> {
+pub fn resize_u8(src: &ImageU8, out_width: usize, out_height: usize) -> Result<ImageU8, PreprocessError> {
     check_image(src)?;
-    check_output_size(out_width, out_height)?;
+    check_output_size(out_width, out_height, src.channels)?;
     Ok(resize_view(&PaddedView::whole(src), out_width, out_height))
 }
 
@@ -257,15 +267,9 @@ fn resize_view(view: &PaddedView<'_>, out_width: usize, out_height: usize) -> Im
 }
 
 fn copy_view(view: &PaddedView<'_>, out: &mut ImageU8) {
-    let channels = out.channels;
-    let columns: Vec<Option<usize>> = (0..view.width).map(|vx| view.column_offset(vx)).collect();
-    for (vy, out_row) in out.data.chunks_exact_mut(out.width * channels).enumerate() {
-        let Some(row) = view.row(vy) else { continue };
-        for (out_px, column) in out_row.chunks_exact_mut(channels).zip(&columns) {
-            if let Some(src) = column.and_then(|o| row.get(o..o + channels)) {
-                out_px.copy_from_slice(src);
-            }
-        }
+    let row_bytes = view.row_bytes();
+    for (vy, out_row) in out.data.chunks_exact_mut(row_bytes).enumerate() {
+        view.fill_row(vy, out_row);
     }
 }
 
@@ -276,26 +280,20 @@ fn copy_view(view: &PaddedView<'_>, out: &mut ImageU8) {
 fn area_half(view: &PaddedView<'_>, out: &mut ImageU8) {
     let channels = out.channels;
     let half_up = matches!(channels, 1 | 3 | 4);
-    let columns: Vec<[Option<usize>; 2]> = (0..out.width)
-        .map(|dx| [view.column_offset(2 * dx), view.column_offset(2 * dx + 1)])
-        .collect();
+    let mut top = vec![0u8; view.row_bytes()];
+    let mut bottom = vec![0u8; view.row_bytes()];
     for (dy, out_row) in out.data.chunks_exact_mut(out.width * channels).enumerate() {
-        let rows = [view.row(2 * dy), view.row(2 * dy + 1)];
-        for (out_px, column) in out_row.chunks_exact_mut(channels).zip(&columns) {
+        view.fill_row(2 * dy, &mut top);
+        view.fill_row(2 * dy + 1, &mut bottom);
+        let blocks = top.chunks_exact(2 * channels).zip(bottom.chunks_exact(2 * channels));
+        for (out_px, (t, b)) in out_row.chunks_exact_mut(channels).zip(blocks) {
+            let (t0, t1) = t.split_at(channels);
+            let (b0, b1) = b.split_at(channels);
             for (c, o) in out_px.iter_mut().enumerate() {
-                let mut sum = 0u32;
-                for row in rows.iter().flatten() {
-                    for offset in column.iter().flatten() {
-                        sum += u32::from(row.get(offset + c).copied().unwrap_or(0));
-                    }
-                }
-                let quotient = sum >> 2;
-                let remainder = sum & 3;
-                let round_up = if half_up {
-                    remainder >= 2
-                } else {
-                    remainder > 2 || (remainder == 2 && quotient & 1 == 1)
-                };
+                let sum = u32::from(t0[c]) + u32::from(t1[c]) + u32::from(b0[c]) + u32::from(b1[c]);
+                let (quotient, remainder) = (sum >> 2, sum & 3);
+                let round_up =
+                    if half_up { remainder >= 2 } else { remainder > 2 || (remainder == 2 && quotient & 1 == 1) };
                 *o = (quotient + u32::from(round_up)).min(255) as u8;
             }
         }
@@ -321,10 +319,7 @@ fn source_position(d: usize, scale: f64) -> (i64, f32) {
 
 fn weights(f: f32) -> (i32, i32) {
     // Both products are exact (power-of-two scale); the round matches cvRound (half to even).
-    (
-        ((1.0 - f) * RESIZE_COEF_SCALE).round_ties_even() as i32,
-        (f * RESIZE_COEF_SCALE).round_ties_even() as i32,
-    )
+    (((1.0 - f) * RESIZE_COEF_SCALE).round_ties_even() as i32, (f * RESIZE_COEF_SCALE).round_ties_even() as i32)
 }
 
 /// Horizontal taps: a tap outside the source collapses onto the edge pixel with weights (2048, 0).
@@ -342,12 +337,7 @@ fn horizontal_taps(in_size: usize, out_size: usize) -> Vec<Tap> {
             }
             let (weight0, weight1) = weights(f);
             let src0 = s as usize;
-            Tap {
-                src0,
-                src1: (src0 + 1).min(last as usize),
-                weight0,
-                weight1,
-            }
+            Tap { src0, src1: (src0 + 1).min(last as usize), weight0, weight1 }
         })
         .collect()
 }
@@ -360,14 +350,32 @@ fn vertical_taps(in_size: usize, out_size: usize) -> Vec<Tap> {
         .map(|d| {
             let (s, f) = source_position(d, scale);
             let (weight0, weight1) = weights(f);
-            Tap {
-                src0: s.clamp(0, last) as usize,
-                src1: (s + 1).clamp(0, last) as usize,
-                weight0,
-                weight1,
-            }
+            Tap { src0: s.clamp(0, last) as usize, src1: (s + 1).clamp(0, last) as usize, weight0, weight1 }
         })
         .collect()
+}
+
+/// Horizontal pass of one source row: `w0 * p[s0] + w1 * p[s1]` per output pixel and channel.
+fn reduce_row<const C: usize>(source: &[u8], taps: &[(usize, usize, i32, i32)], reduced: &mut [i32]) {
+    for (&(o0, o1, w0, w1), out_px) in taps.iter().zip(reduced.chunks_exact_mut(C)) {
+        let (Some(p0), Some(p1)) = (source.get(o0..o0 + C), source.get(o1..o1 + C)) else {
+            continue;
+        };
+        for c in 0..C {
+            out_px[c] = w0 * i32::from(p0[c]) + w1 * i32::from(p1[c]);
+        }
+    }
+}
+
+fn reduce_row_any(source: &[u8], taps: &[(usize, usize, i32, i32)], reduced: &mut [i32], channels: usize) {
+    for (&(o0, o1, w0, w1), out_px) in taps.iter().zip(reduced.chunks_exact_mut(channels)) {
+        let (Some(p0), Some(p1)) = (source.get(o0..o0 + channels), source.get(o1..o1 + channels)) else {
+            continue;
+        };
+        for ((h, &a), &b) in out_px.iter_mut().zip(p0).zip(p1) {
+            *h = w0 * i32::from(a) + w1 * i32::from(b);
+        }
+    }
 }
 
 /// OpenCV's uint8 `INTER_LINEAR`: each source row is reduced horizontally to int32
@@ -376,26 +384,23 @@ fn vertical_taps(in_size: usize, out_size: usize) -> Vec<Tap> {
 fn linear(view: &PaddedView<'_>, out: &mut ImageU8) {
     let channels = out.channels;
     let row_len = out.width * channels;
-    let htaps: Vec<(Tap, Option<usize>, Option<usize>)> = horizontal_taps(view.width, out.width)
+    // Byte offsets of the two horizontal taps in a source row, with their weights.
+    let htaps: Vec<(usize, usize, i32, i32)> = horizontal_taps(view.width, out.width)
         .into_iter()
-        .map(|t| (t, view.column_offset(t.src0), view.column_offset(t.src1)))
+        .map(|t| (t.src0 * channels, t.src1 * channels, t.weight0, t.weight1))
         .collect();
     let vtaps = vertical_taps(view.height, out.height);
+    let mut source = vec![0u8; view.row_bytes()];
 
-    let horizontal = |vy: usize, buf: &mut [i32]| {
-        let Some(row) = view.row(vy) else {
-            buf.fill(0);
-            return;
-        };
-        let px = |offset: Option<usize>, c: usize| {
-            offset
-                .and_then(|o| row.get(o + c))
-                .map_or(0, |&v| i32::from(v))
-        };
-        for ((tap, o0, o1), out_px) in htaps.iter().zip(buf.chunks_exact_mut(channels)) {
-            for (c, h) in out_px.iter_mut().enumerate() {
-                *h = tap.weight0 * px(*o0, c) + tap.weight1 * px(*o1, c);
-            }
+    let mut horizontal = |vy: usize, reduced: &mut [i32]| {
+        view.fill_row(vy, &mut source);
+        // Fixed channel counts let the compiler unroll the per-pixel loop.
+        match channels {
+            1 => reduce_row::<1>(&source, &htaps, reduced),
+            3 => reduce_row::<3>(&source, &htaps, reduced),
+            4 => reduce_row::<4>(&source, &htaps, reduced),
+            6 => reduce_row::<6>(&source, &htaps, reduced),
+            _ => reduce_row_any(&source, &htaps, reduced, channels),
         }
     };
 
@@ -443,15 +448,16 @@ pub fn normalize_into(patch: &ImageU8, out: &mut Vec<f32>) -> Result<(), Preproc
     check_image(patch)?;
     let channels = patch.channels;
     let plane = patch.width * patch.height;
+    // The result depends only on the byte value and the channel's statistics, so a 256-entry
+    // table per RGB channel computed with the exact formula gives identical values, faster.
+    let tables: [[f32; 256]; 3] =
+        std::array::from_fn(|c| std::array::from_fn(|p| (p as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]));
     out.clear();
     out.resize(plane * channels, 0.0);
-    let (mean, std): (Vec<f32>, Vec<f32>) = (0..channels)
-        .map(|c| (IMAGENET_MEAN[c % 3], IMAGENET_STD[c % 3]))
-        .unzip();
     for (c, out_plane) in out.chunks_exact_mut(plane).enumerate() {
-        let (m, s) = (mean[c], std[c]);
+        let table = &tables[c % 3];
         for (o, px) in out_plane.iter_mut().zip(patch.data.chunks_exact(channels)) {
-            *o = (f32::from(px[c]) / 255.0 - m) / s;
+            *o = table[usize::from(px[c])];
         }
     }
     Ok(())
@@ -460,12 +466,7 @@ pub fn normalize_into(patch: &ImageU8, out: &mut Vec<f32>) -> Result<(), Preproc
 /// The normalised patch as a `(1, C, H, W)` float32 CPU tensor.
 pub fn normalize_to_tensor(patch: &ImageU8) -> Result<tch::Tensor, PreprocessError> {
     let values = normalize(patch)?;
-    let shape = [
-        1,
-        patch.channels as i64,
-        patch.height as i64,
-        patch.width as i64,
-    ];
+    let shape = [1, patch.channels as i64, patch.height as i64, patch.width as i64];
     Ok(tch::Tensor::f_from_slice(&values)?.f_view(shape)?)
 }
 
@@ -474,15 +475,8 @@ mod tests {
     use super::*;
 
     fn ramp(width: usize, height: usize, channels: usize) -> ImageU8 {
-        let data = (0..width * height * channels)
-            .map(|i| (i * 7 % 251) as u8)
-            .collect();
-        ImageU8 {
-            width,
-            height,
-            channels,
-            data,
-        }
+        let data = (0..width * height * channels).map(|i| (i * 7 % 251) as u8).collect();
+        ImageU8 { width, height, channels, data }
     }
 
     #[test]
@@ -491,53 +485,40 @@ mod tests {
         let w = crop_window([140.0, 100.0, 40.0, 30.0], 4.0, 320, 240).unwrap();
         assert_eq!((w.crop_size_px, w.x1_px, w.y1_px), (139, 90, 46));
         let w = crop_window([272.0, 192.0, 32.0, 32.0], 2.0, 320, 240).unwrap();
-        assert_eq!(
-            (w.crop_size_px, w.pad_right_px, w.pad_bottom_px),
-            (64, 1, 1)
-        );
+        assert_eq!((w.crop_size_px, w.pad_right_px, w.pad_bottom_px), (64, 1, 1));
         let w = crop_window([18.0, 13.5, 30.0, 41.0], 2.0, 320, 240).unwrap();
-        assert_eq!(
-            (w.x1_px, w.y1_px, w.pad_left_px, w.pad_top_px),
-            (-2, -2, 2, 2)
-        );
+        assert_eq!((w.x1_px, w.y1_px, w.pad_left_px, w.pad_top_px), (-2, -2, 2, 2));
     }
 
     #[test]
     fn invalid_boxes_are_rejected() {
         let frame = ramp(10, 10, 6);
-        for b in [
-            [0.0, 0.0, 0.0, 5.0],
-            [0.0, 0.0, 5.0, -1.0],
-            [f64::NAN, 0.0, 5.0, 5.0],
-            [0.0, 0.0, f64::INFINITY, 5.0],
-        ] {
-            assert!(
-                matches!(
-                    sample_target(&frame, b, 2.0, 16),
-                    Err(PreprocessError::InvalidBox { .. })
-                ),
-                "{b:?}"
-            );
+        for b in
+            [[0.0, 0.0, 0.0, 5.0], [0.0, 0.0, 5.0, -1.0], [f64::NAN, 0.0, 5.0, 5.0], [0.0, 0.0, f64::INFINITY, 5.0]]
+        {
+            assert!(matches!(sample_target(&frame, b, 2.0, 16), Err(PreprocessError::InvalidBox { .. })), "{b:?}");
         }
         assert!(matches!(
             sample_target(&frame, [1e300, 0.0, 5.0, 5.0], 2.0, 16),
             Err(PreprocessError::BoxOutOfRange { .. })
         ));
         assert!(matches!(
+            sample_target(&frame, [0.0, 0.0, 1e-200, 1e-200], 4.0, 16),
+            Err(PreprocessError::InvalidBox { .. })
+        ));
+        assert!(matches!(
             sample_target(&frame, [0.0, 0.0, 1e6, 1e6], 4.0, 16),
             Err(PreprocessError::CropTooLarge { .. })
         ));
-        assert!(matches!(
-            sample_target(&frame, [0.0, 0.0, 5.0, 5.0], 0.0, 16),
-            Err(PreprocessError::InvalidFactor(_))
-        ));
+        assert!(matches!(sample_target(&frame, [0.0, 0.0, 5.0, 5.0], 0.0, 16), Err(PreprocessError::InvalidFactor(_))));
         assert!(sample_target(&frame, [0.0, 0.0, 5.0, 5.0], 2.0, 0).is_err());
-        let broken = ImageU8 {
-            width: 4,
-            height: 4,
-            channels: 3,
-            data: vec![0; 7],
-        };
+        let wide = ImageU8::zeros(1, 1, 1 << 23);
+        assert!(matches!(
+            sample_target(&wide, [0.0, 0.0, 5.0, 5.0], 4.0, 8),
+            Err(PreprocessError::TooManyBytes { .. })
+        ));
+        assert!(matches!(resize_u8(&wide, 20, 20), Err(PreprocessError::TooManyBytes { .. })));
+        let broken = ImageU8 { width: 4, height: 4, channels: 3, data: vec![0; 7] };
         assert!(matches!(
             sample_target(&broken, [0.0, 0.0, 2.0, 2.0], 2.0, 8),
             Err(PreprocessError::InconsistentImage { .. })
@@ -560,11 +541,7 @@ mod tests {
         assert_eq!((crop.window.x1_px, crop.window.pad_right_px), (12, 1));
         for y in 0..8 {
             for x in 0..8 {
-                let expected: &[u8] = if x < 7 && y < 7 {
-                    frame.pixel(12 + x, 12 + y)
-                } else {
-                    &[0, 0]
-                };
+                let expected: &[u8] = if x < 7 && y < 7 { frame.pixel(12 + x, 12 + y) } else { &[0, 0] };
                 assert_eq!(crop.patch.pixel(x, y), expected, "at ({x},{y})");
             }
         }
@@ -575,46 +552,26 @@ mod tests {
         // Block sums of 2 and 6 (quotient 0 / 1, remainder 2): half-up gives 1 and 2, half-even 0 and 2.
         // Two 2x2 blocks side by side: rows [1 1 3 3] and [0 0 0 0], every channel alike.
         for (channels, expected) in [(1usize, [1u8, 2]), (2, [0, 2]), (3, [1, 2]), (6, [0, 2])] {
-            let data: Vec<u8> = [1u8, 1, 3, 3, 0, 0, 0, 0]
-                .iter()
-                .flat_map(|&v| std::iter::repeat_n(v, channels))
-                .collect();
-            let src = ImageU8 {
-                width: 4,
-                height: 2,
-                channels,
-                data,
-            };
+            let data: Vec<u8> =
+                [1u8, 1, 3, 3, 0, 0, 0, 0].iter().flat_map(|&v| std::iter::repeat_n(v, channels)).collect();
+            let src = ImageU8 { width: 4, height: 2, channels, data };
             let out = resize_u8(&src, 2, 1).unwrap();
             for (got, want) in out.data.chunks_exact(channels).zip(expected) {
-                assert!(
-                    got.iter().all(|&v| v == want),
-                    "channels {channels}: {got:?} vs {want}"
-                );
+                assert!(got.iter().all(|&v| v == want), "channels {channels}: {got:?} vs {want}");
             }
         }
     }
 
     #[test]
     fn linear_upscale_of_a_constant_is_constant() {
-        let src = ImageU8 {
-            width: 3,
-            height: 5,
-            channels: 6,
-            data: vec![201; 3 * 5 * 6],
-        };
+        let src = ImageU8 { width: 3, height: 5, channels: 6, data: vec![201; 3 * 5 * 6] };
         let out = resize_u8(&src, 17, 11).unwrap();
         assert!(out.data.iter().all(|&v| v == 201));
     }
 
     #[test]
     fn normalisation_formula() {
-        let patch = ImageU8 {
-            width: 1,
-            height: 1,
-            channels: 6,
-            data: vec![0, 255, 128, 0, 255, 128],
-        };
+        let patch = ImageU8 { width: 1, height: 1, channels: 6, data: vec![0, 255, 128, 0, 255, 128] };
         let v = normalize(&patch).unwrap();
         assert_eq!(v[0], (0.0f32 / 255.0 - 0.485) / 0.229);
         assert_eq!(v[4], (255.0f32 / 255.0 - 0.456) / 0.224);

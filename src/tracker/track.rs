@@ -239,7 +239,8 @@ impl Tracker {
         if (frame.width, frame.height) != self.frame_size {
             // A new resolution invalidates the template's geometry: restart from the last box,
             // scaled to the new frame.
-            let (sx, sy) = (frame.width as f64 / self.frame_size.0 as f64, frame.height as f64 / self.frame_size.1 as f64);
+            let (sx, sy) =
+                (frame.width as f64 / self.frame_size.0 as f64, frame.height as f64 / self.frame_size.1 as f64);
             log::warn!(
                 "frame size changed from {}x{} to {}x{}: re-initialising on the scaled last box",
                 self.frame_size.0,
@@ -273,7 +274,16 @@ impl Tracker {
         frame: &ImageU8,
     ) -> Result<(HostMaps, BoxXywh, BoxXywh, f32), TrackError> {
         let maps = HostMaps::from_head(head)?;
-        let (unclipped, clipped, score) = box_from_maps(&maps, &self.window, prev, self.model.cfg.search_size as usize, resize_factor, frame.height, frame.width, self.cfg.clip_margin)?;
+        let (unclipped, clipped, score) = box_from_maps(
+            &maps,
+            &self.window,
+            prev,
+            self.model.cfg.search_size as usize,
+            resize_factor,
+            frame.height,
+            frame.width,
+            self.cfg.clip_margin,
+        )?;
         Ok((maps, unclipped, clipped, score))
     }
 
@@ -299,7 +309,13 @@ impl Tracker {
 
     /// The normalised (1, 6, out, out) crop on the model's device. On CUDA the frame is uploaded
     /// once and cropped/resized there; on the CPU the OpenCV-exact path is used.
-    fn crop_tensor(&self, frame: &ImageU8, bbox: BoxXywh, factor: f64, out: usize) -> Result<(Tensor, usize, f64), TrackError> {
+    fn crop_tensor(
+        &self,
+        frame: &ImageU8,
+        bbox: BoxXywh,
+        factor: f64,
+        out: usize,
+    ) -> Result<(Tensor, usize, f64), TrackError> {
         let device = self.model.device();
         if device != Device::Cpu {
             let g = gpu::crop_normalize(frame, bbox, factor, out, device)?;

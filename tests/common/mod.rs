@@ -6,17 +6,35 @@ use std::path::PathBuf;
 
 use tch::{Kind, Tensor};
 
+/// A fixture; `PATRACK_TEST_DATA` overrides the folder (for test binaries run on another machine).
 pub fn data_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
+    match std::env::var_os("PATRACK_TEST_DATA") {
+        Some(dir) => PathBuf::from(dir).join(name),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name),
+    }
+}
+
+/// The device the parity tests run on: `PATRACK_TEST_DEVICE` (`cpu` by default, `cuda` in the GPU
+/// check script). On CUDA, TF32 is switched off so fp32 results keep fp32 accuracy.
+pub fn test_device() -> tch::Device {
+    let name = std::env::var("PATRACK_TEST_DEVICE").unwrap_or_else(|_| "cpu".into());
+    let device = patrack::device::parse_device(&name).unwrap_or_else(|e| panic!("PATRACK_TEST_DEVICE: {e}"));
+    if device.is_cuda() {
+        patrack::device::set_tf32(false);
+        assert!(!patrack::device::tf32_cudnn(), "TF32 must be off for fp32 parity");
+    }
+    println!("test device: {name}");
+    device
 }
 
 /// All tensors of a safetensors fixture by name.
 pub fn load_golden(name: &str) -> HashMap<String, Tensor> {
-    let path = data_path(name);
-    Tensor::read_safetensors(&path)
-        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
-        .into_iter()
-        .collect()
+    load_golden_path(&data_path(name))
+}
+
+/// All tensors of a safetensors file by name.
+pub fn load_golden_path(path: &std::path::Path) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display())).into_iter().collect()
 }
 
 /// Max |a - b| over all elements, in f64.
