@@ -7,7 +7,7 @@ use patrack::model::head::HeadAdapter;
 use patrack::model::mixer::Mixer;
 use patrack::model::psfm::Psfm;
 use patrack::model::{hashinit, ModelConfig};
-use tch::{nn, Device};
+use tch::nn;
 
 #[test]
 fn mixer_matches_official() {

@@ -12,7 +12,7 @@ use patrack::sensor::ImageU8;
 use patrack::tracker::preprocess::{normalize_to_tensor, sample_target};
 use patrack::tracker::track::box_from_maps;
 use patrack::tracker::{hann2d, BoxXywh, HostMaps, TargetState, Tracker, TrackerConfig};
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 fn image(t: &Tensor) -> ImageU8 {
     let s = t.size();
