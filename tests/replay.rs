@@ -10,7 +10,7 @@ use patrack::bag::replay::{self, InitSource, ReplayError, ReplayOptions};
 use patrack::bag::{self, BagError};
 use patrack::device::Precision;
 use patrack::model::{ModelConfig, PATrack};
-use patrack::ros::msgs::{Detection2DArray, Float32, Image, RosMessage};
+use patrack::ros::msgs::{CompressedImage, Detection2DArray, Float32, Image, RosMessage};
 use patrack::tracker::{BoxXywh, Tracker, TrackerConfig};
 
 const RGB: &str = "/camera/rgb/image_raw";
@@ -172,6 +172,48 @@ fn sqlite3_bag_replays_like_the_mcap_bag() {
     let s_db3 = replay::replay(&db3, &tmp("db3"), &mut tracker, &opts).unwrap();
     let s_mcap = replay::replay(&sample_bag(), &tmp("db3_ref"), &mut tracker, &opts).unwrap();
     assert_eq!(s_db3.rows, s_mcap.rows);
+}
+
+/// The RGB stream as `sensor_msgs/CompressedImage` (PNG, lossless, as image_transport's
+/// `compressed` plugin with `format: png` publishes it) tracks exactly like the raw stream.
+#[test]
+fn compressed_rgb_topic_replays_like_raw() {
+    let dir = tmp("compressed");
+    let input = read_mcap(&sample_bag().join("sample_mcap.mcap"));
+    let bag_dir = dir.join("png_bag");
+    let mut w = bag::BagWriter::create(&bag_dir).unwrap();
+    let rgb_png = "/camera/rgb/image_raw/compressed";
+    w.add_topic(rgb_png, CompressedImage::TYPE_NAME).unwrap();
+    w.add_topic(AUX, Image::TYPE_NAME).unwrap();
+    for (t, data) in &input[RGB].3 {
+        let im = Image::decode(data).unwrap();
+        assert_eq!(im.encoding, "rgb8");
+        let mut png = Vec::new();
+        image::write_buffer_with_format(
+            &mut std::io::Cursor::new(&mut png),
+            &im.data,
+            im.width,
+            im.height,
+            image::ExtendedColorType::Rgb8,
+            image::ImageFormat::Png,
+        )
+        .unwrap();
+        let msg = CompressedImage { header: im.header.clone(), format: "rgb8; png compressed rgb8".into(), data: png };
+        w.write(rgb_png, *t, &msg.encode().unwrap()).unwrap();
+    }
+    for (t, data) in &input[AUX].3 {
+        w.write(AUX, *t, data).unwrap();
+    }
+    w.finish().unwrap();
+    let init = InitSource::Box(BoxXywh::new(8.0, 14.0, 12.0, 12.0));
+    let mut tracker = tiny_tracker();
+    let png =
+        replay::replay(&bag_dir, &dir.join("out_png"), &mut tracker, &ReplayOptions::new(rgb_png, AUX, init.clone()))
+            .unwrap();
+    let raw =
+        replay::replay(&sample_bag(), &dir.join("out_raw"), &mut tracker, &ReplayOptions::new(RGB, AUX, init)).unwrap();
+    assert_eq!(png.rows.len(), 8);
+    assert_eq!(png.rows, raw.rows);
 }
 
 #[test]
