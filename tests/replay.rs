@@ -286,7 +286,7 @@ fn cli_replays_with_a_box_and_refuses_to_overwrite() {
                 "8,14,12,12",
                 "--config",
                 "tiny",
-                "--slop-s",
+                "--max-interval-s",
                 "0.01",
                 "--out",
             ])
@@ -303,4 +303,29 @@ fn cli_replays_with_a_box_and_refuses_to_overwrite() {
     assert!(!o.status.success(), "a second replay into the same folder must fail");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("exists"), "{err}");
+    // The node's own parameter files, and the box from the bag's detection topic.
+    let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_patrack"))
+        .arg("replay")
+        .arg(sample_bag())
+        .args(["--rgb-topic", RGB, "--aux-topic", AUX, "--init-topic", GT, "--config", "tiny", "--params"])
+        .arg(config.join("patrack.yaml"))
+        .arg("--params")
+        .arg(config.join("rgbt.yaml"))
+        .arg("--out")
+        .arg(out.join("with_params"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && text.contains("replayed 8 frame pairs"), "{text}");
+    // No initial box anywhere is a clear error.
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_patrack"))
+        .arg("replay")
+        .arg(sample_bag())
+        .args(["--rgb-topic", RGB, "--aux-topic", AUX, "--config", "tiny", "--out"])
+        .arg(out.join("no_init"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("no initial box"), "{err}");
 }

@@ -11,6 +11,7 @@ use crate::ros::msgs::{
     BoundingBox2D, CompressedImage, Detection2D, Detection2DArray, Float32, Header, Image, MsgError, ObjectHypothesis,
     ObjectHypothesisWithPose, Point2D, Pose2D, RegionOfInterest, RosMessage,
 };
+use crate::ros::params::NodeParams;
 use crate::ros::sync::{pair_offline, SyncConfig, SyncError};
 use crate::sensor::{self, AuxConfig, DecodedImage, ImageU8, Modality};
 use crate::tracker::{BoxXywh, TargetState, TrackError, Tracker};
@@ -58,8 +59,8 @@ pub struct ReplayOptions {
     pub init: InitSource,
     pub modality: Modality,
     pub aux: AuxConfig,
-    /// Widest accepted stamp spread of an RGB/aux pair (the node's `sync.slop_s`).
-    pub max_interval_ns: Option<i64>,
+    /// ApproximateTime settings (the node's `sync.*`); the queue size is ignored offline.
+    pub sync: SyncConfig,
     /// Output topic names.
     pub detections_topic: String,
     pub confidence_topic: String,
@@ -70,19 +71,20 @@ pub struct ReplayOptions {
 }
 
 impl ReplayOptions {
-    /// Defaults matching the node's output names (`/patrack/...`).
+    /// The node's defaults (its parameter defaults and output names `/patrack/...`).
     pub fn new(rgb_topic: &str, aux_topic: &str, init: InitSource) -> Self {
+        let node = NodeParams::default();
         Self {
             rgb_topic: rgb_topic.into(),
             aux_topic: aux_topic.into(),
             init,
-            modality: Modality::Thermal,
-            aux: AuxConfig::default(),
-            max_interval_ns: None,
+            modality: node.modality,
+            aux: node.aux_config(),
+            sync: node.sync_config(),
             detections_topic: "/patrack/detections".into(),
             confidence_topic: "/patrack/confidence".into(),
             debug_image_topic: None,
-            label: "target".into(),
+            label: node.class_id,
         }
     }
 }
@@ -225,8 +227,7 @@ pub fn replay(
     let stamped = |v: &[&BagMessage]| -> Result<Vec<(i64, usize)>, ReplayError> {
         v.iter().enumerate().map(|(i, m)| Ok((image_stamp(m)?, i))).collect()
     };
-    let (pairs, _stats) =
-        pair_offline(stamped(&rgb_msgs)?, stamped(&aux_msgs)?, SyncConfig::new(10, opts.max_interval_ns))?;
+    let (pairs, _stats) = pair_offline(stamped(&rgb_msgs)?, stamped(&aux_msgs)?, opts.sync)?;
     if pairs.is_empty() {
         return Err(ReplayError::NoPairs { rgb: rgb_msgs.len(), aux: aux_msgs.len() });
     }
