@@ -61,7 +61,8 @@ pub fn parse_region(text: &str) -> Option<Region> {
 
 /// A VOT trajectory or ground-truth text file, one region per line.
 pub fn parse_regions(text: &str) -> Result<Vec<Region>, LongTermError> {
-    text.lines()
+    super::metrics::universal_lines(text)
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, l)| parse_region(l).ok_or_else(|| LongTermError::Region { line: i + 1, text: l.into() }))
@@ -71,7 +72,8 @@ pub fn parse_regions(text: &str) -> Result<Vec<Region>, LongTermError> {
 /// A `*_confidence.value` file: one value per frame; a blank line (the initialisation frame)
 /// is a missing property, which the analysis reads as confidence 0.
 pub fn parse_confidences(text: &str) -> Result<Vec<f64>, LongTermError> {
-    text.lines()
+    super::metrics::universal_lines(text)
+        .lines()
         .enumerate()
         .map(|(i, l)| {
             let l = l.trim();

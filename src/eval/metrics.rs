@@ -157,7 +157,7 @@ pub fn load_boxes(path: &Path) -> Result<Vec<Rect32>, MetricsError> {
 /// [`load_boxes`] on text; the error is the 1-based line number and its text.
 pub fn parse_boxes(text: &str) -> Result<Vec<Rect32>, (usize, String)> {
     let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate() {
+    for (i, line) in universal_lines(text).lines().enumerate() {
         let trimmed = line.trim();
         if trimmed.is_empty() {
             continue;
@@ -175,6 +175,16 @@ pub fn parse_boxes(text: &str) -> Result<Vec<Rect32>, (usize, String)> {
         out.push(r);
     }
     Ok(out)
+}
+
+/// The text with Python's universal newlines (`\r\n`, `\r` and `\n` all end a line), as the
+/// toolkits read files: a few RGBT234 ground-truth files have bare `\r` line breaks inside.
+pub fn universal_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\r') {
+        text.replace("\r\n", "\n").replace('\r', "\n").into()
+    } else {
+        text.into()
+    }
 }
 
 /// One sequence's raw result and ground truth, already loaded.
@@ -459,5 +469,7 @@ mod tests {
         assert_eq!(b, vec![[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0], [9.0, 10.0, 11.0, 12.0]]);
         assert_eq!(parse_boxes("1,2,3\n").unwrap_err().0, 1);
         assert!(parse_boxes("1,2,x,4").is_err());
+        // Bare carriage returns end lines too (RGBT234's kite2/infrared.txt has one).
+        assert_eq!(parse_boxes("1,2,3,4\r5,6,7,8\r\n").unwrap().len(), 2);
     }
 }
