@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::sensor::ImageU8;
+use crate::sensor::{DecodedImage, ImageU16, ImageU8};
 use crate::tracker::BoxXywh;
 
 /// Errors reading sequences.
@@ -128,4 +128,26 @@ pub fn load_rgb(path: &Path) -> Result<ImageU8, DatasetError> {
     let img = image::open(path).map_err(|source| DatasetError::Image { path: path.into(), source })?.to_rgb8();
     let (w, h) = img.dimensions();
     Ok(ImageU8::from_vec(w as usize, h as usize, 3, img.into_raw()).expect("rgb8 buffer"))
+}
+
+/// Reads an image file in its most faithful form: 8-bit colour, 8-bit grey or 16-bit grey (depth
+/// PNGs in millimetres), ready for [`crate::sensor::prepare_rgb`] / [`crate::sensor::prepare_aux`].
+pub fn load_decoded(path: &Path) -> Result<DecodedImage, DatasetError> {
+    let img = image::open(path).map_err(|source| DatasetError::Image { path: path.into(), source })?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let bad = || DatasetError::Image {
+        path: path.into(),
+        source: image::ImageError::Parameter(image::error::ParameterError::from_kind(
+            image::error::ParameterErrorKind::DimensionMismatch,
+        )),
+    };
+    Ok(match img {
+        image::DynamicImage::ImageLuma8(g) => {
+            DecodedImage::Mono8(ImageU8::from_vec(w, h, 1, g.into_raw()).ok_or_else(bad)?)
+        }
+        image::DynamicImage::ImageLuma16(g) => {
+            DecodedImage::Mono16(ImageU16 { width: w, height: h, data: g.into_raw() })
+        }
+        other => DecodedImage::Rgb8(ImageU8::from_vec(w, h, 3, other.to_rgb8().into_raw()).ok_or_else(bad)?),
+    })
 }

@@ -7,14 +7,18 @@
 //! | [`model`] | the network: one struct per official PyTorch submodule, strict weight loading, checkpoints |
 //! | [`tracker`] | crops, resize, normalisation, Hann window, decoding and the target state machine |
 //! | [`sensor`] | ROS image encodings to frames, thermal/depth/event preparation, registration |
+//! | [`bag`] | rosbag2 MCAP reading/writing and offline replay through the tracker |
+//! | [`eval`] | benchmark layouts, runs and the toolkits' scores, tables and plots |
 //! | [`dataset`] | image sequences on disk (LasHeR layout) |
 //! | [`overlay`] | drawing boxes and labels on frames |
 //! | [`cli`] | the `patrack` command line |
 //! | [`ros`] | message codecs (CDR), ApproximateTime sync, the node core and its transports |
 
+pub mod bag;
 pub mod cli;
 pub mod dataset;
 pub mod device;
+pub mod eval;
 pub mod model;
 pub mod overlay;
 pub mod ros;

@@ -5,10 +5,12 @@ use clap::{Parser, Subcommand};
 pub mod bench;
 pub mod common;
 pub mod convert;
+pub mod eval;
 pub mod info;
 pub mod init_weights;
 #[cfg(feature = "dds")]
 pub mod node;
+pub mod replay;
 pub mod run;
 
 /// PATrack multi-modal single-object tracker (RGB + thermal / depth / event) on libtorch.
@@ -27,6 +29,12 @@ pub enum Command {
     Run(run::Args),
     /// Convert an official .pth.tar checkpoint (or a state dict file) to .safetensors.
     Convert(convert::Args),
+    /// Run the tracker over a benchmark (LasHeR, RGBT234, GTOT, DepthTrack, VisEvent) or score
+    /// existing raw results; tables and plots.
+    Eval(eval::Args),
+    /// Track through a recorded rosbag2 bag (MCAP or sqlite3) offline; writes an output bag and
+    /// CSV/JSON.
+    Replay(replay::Args),
     /// Write the deterministic test weights (untrained) as a .safetensors file.
     InitWeights(init_weights::Args),
     /// Network and full-step latency, throughput and peak memory per device and precision.
@@ -43,6 +51,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Run(a) => run::run(a),
         Command::Convert(a) => convert::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Replay(a) => replay::run(a),
         Command::InitWeights(a) => init_weights::run(a),
         #[cfg(feature = "dds")]
         Command::Node(a) => node::run(a),

@@ -1,0 +1,91 @@
+//! `patrack eval`: runs the tracker over a benchmark in its published layout (resuming after an
+//! interruption), or scores existing raw results of any tracker; writes a markdown + JSON table
+//! and success / precision plots.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use super::common::ModelArgs;
+use crate::eval::layout::{self, DatasetKind};
+use crate::eval::report::{self, Report, TrackerScores};
+use crate::eval::{plot, runner};
+use crate::tracker::{Tracker, TrackerConfig};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Which benchmark layout and scoring rules.
+    #[arg(long, value_enum)]
+    pub dataset: DatasetKind,
+    /// The benchmark's root folder (one sub-folder per sequence).
+    #[arg(long)]
+    pub root: PathBuf,
+    /// Output folder: raw results go to OUT/<name>/, the tables and plots to OUT/.
+    #[arg(long, default_value = "out/eval")]
+    pub out: PathBuf,
+    /// Score these existing raw results instead of running the tracker: a folder of one
+    /// tracker's result files, or a folder with one sub-folder per tracker. Repeatable.
+    #[arg(long)]
+    pub results: Vec<PathBuf>,
+    /// File-name prefix of the --results box files (`<prefix><seq>.txt`, e.g. `APFNet_`).
+    #[arg(long, default_value = "", requires = "results")]
+    pub prefix: String,
+    /// Name of this tracker's results folder and row in the table.
+    #[arg(long, default_value = "patrack")]
+    pub name: String,
+    /// Run only, without scoring (e.g. a test set without public ground truth).
+    #[arg(long)]
+    pub no_score: bool,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let seqs = layout::list_sequences(args.dataset, &args.root)?;
+    println!("{}: {} sequences in {}", args.dataset.name(), seqs.len(), args.root.display());
+    let mut result_dirs: Vec<(String, PathBuf)> = Vec::new();
+    // Our own results are written without a prefix.
+    let prefix = if args.results.is_empty() { "" } else { args.prefix.as_str() };
+    if args.results.is_empty() {
+        let dir = args.out.join(&args.name);
+        let model = args.model.build()?;
+        let mut tracker = Tracker::new(model, TrackerConfig::default()).map_err(anyhow::Error::msg)?;
+        let summary = runner::run_benchmark(&mut tracker, args.dataset, &seqs, &dir)?;
+        let fps = if summary.seconds > 0.0 { summary.frames as f64 / summary.seconds } else { 0.0 };
+        println!(
+            "tracked {} sequences ({} frames, {fps:.1} frames/s), {} already done; raw results in {}",
+            summary.tracked.len(),
+            summary.frames,
+            summary.skipped.len(),
+            dir.display()
+        );
+        if args.model.model.is_none() {
+            println!(
+                "NOTE: no --model given: the deterministic test weights do not track; the scores are not meaningful."
+            );
+        }
+        result_dirs.push((args.name.clone(), dir));
+    } else {
+        for d in &args.results {
+            result_dirs.extend(report::tracker_dirs(args.dataset, &seqs, d, &args.prefix)?);
+        }
+    }
+    if args.no_score {
+        return Ok(());
+    }
+    let mut trackers = Vec::new();
+    for (name, dir) in &result_dirs {
+        let scores = report::score_tracker(args.dataset, &seqs, dir, prefix)
+            .with_context(|| format!("scoring {}", dir.display()))?;
+        trackers.push(TrackerScores { tracker: name.clone(), scores });
+    }
+    let rep = Report { dataset: args.dataset, n_sequences: seqs.len(), trackers };
+    let (json, md) = report::write_tables(&rep, &args.out)?;
+    print!("{}", report::markdown(&rep));
+    let plots = plot::write_plots(&rep, &args.out)?;
+    println!("tables: {} {}", md.display(), json.display());
+    for p in plots {
+        println!("plot: {}", p.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,11 @@
+//! Benchmark evaluation: the toolkits' scores ([`metrics`] for the RGB-T sets after the PyPI
+//! `rgbt` toolkit, [`longterm`] for DepthTrack after the VOT toolkit's long-term analysis), the
+//! benchmarks' folder layouts ([`layout`]), running the tracker over them ([`runner`]) and the
+//! report ([`report`]).
+
+pub mod layout;
+pub mod longterm;
+pub mod metrics;
+pub mod plot;
+pub mod report;
+pub mod runner;
