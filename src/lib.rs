@@ -9,7 +9,7 @@
 //! | [`sensor`] | ROS image encodings to frames, thermal/depth/event preparation, registration |
 //! | [`bag`] | rosbag2 MCAP reading/writing and offline replay through the tracker |
 //! | [`eval`] | benchmark layouts, runs and the toolkits' scores, tables and plots |
-//! | [`dataset`] | image sequences on disk (LasHeR layout) |
+//! | [`dataset`] | image files on disk: listing and decoding |
 //! | [`overlay`] | drawing boxes and labels on frames |
 //! | [`cli`] | the `patrack` command line |
 //! | [`ros`] | message codecs (CDR), ApproximateTime sync, the node core and its transports |

@@ -6,16 +6,19 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::common::ModelArgs;
-use crate::dataset::Sequence;
+use crate::eval::layout::{BenchSequence, DatasetKind};
 use crate::overlay;
 use crate::sensor::ImageU8;
 use crate::tracker::{BoxXywh, TargetState, Tracker, TrackerConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Sequence folder in the LasHeR layout (visible/, infrared/, init.txt).
+    /// One sequence folder in a benchmark layout (see --dataset).
     #[arg(long, default_value = "data/sample_rgbt")]
     pub sequence: PathBuf,
+    /// Layout of the sequence folder (LasHeR: visible/, infrared/, init.txt with a box per frame).
+    #[arg(long, value_enum, default_value = "lasher")]
+    pub dataset: DatasetKind,
     /// Output folder.
     #[arg(long, default_value = "out/demo")]
     pub out: PathBuf,
@@ -37,7 +40,7 @@ pub fn parse_box(s: &str) -> Result<BoxXywh, String> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let seq = Sequence::open_rgbt(&args.sequence)?;
+    let seq = BenchSequence::open(args.dataset, &args.sequence)?;
     let model = args.model.build()?;
     let trained = args.model.model.is_some();
     let mut tracker = Tracker::new(model, TrackerConfig::default()).map_err(anyhow::Error::msg)?;
@@ -45,7 +48,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     std::fs::create_dir_all(&frames_dir).with_context(|| format!("creating {}", frames_dir.display()))?;
     let mut csv = String::from("frame,x,y,w,h,score,state\n");
     let mut thumbs = Vec::new();
-    let init = args.init.unwrap_or(seq.init);
+    let init = match args.init {
+        Some(b) => b,
+        None => seq.init_box()?,
+    };
     let bar = indicatif::ProgressBar::new(seq.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} frames  {per_sec}  eta {eta}")
@@ -61,8 +67,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             let r = tracker.track(&frame)?;
             (r.bbox, r.score, r.state)
         };
-        if let Some(gt) = seq.ground_truth.as_ref().and_then(|g| g.get(i)) {
-            ious.push(bbox.iou(gt));
+        if let Some(g) = seq.gt.get(i).filter(|g| g.iter().all(|v| v.is_finite()) && g[2] > 0.0 && g[3] > 0.0) {
+            ious.push(bbox.iou(&BoxXywh::new(g[0] as f64, g[1] as f64, g[2] as f64, g[3] as f64)));
         }
         csv.push_str(&format!(
             "{},{:.2},{:.2},{:.2},{:.2},{:.4},{}\n",

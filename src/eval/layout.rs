@@ -106,17 +106,7 @@ pub struct BenchSequence {
 }
 
 fn images(dir: &Path) -> Result<Vec<PathBuf>, LayoutError> {
-    let rd = std::fs::read_dir(dir).map_err(|source| LayoutError::Io { path: dir.into(), source })?;
-    let mut files: Vec<PathBuf> = rd
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "bmp"))
-        })
-        .collect();
-    files.sort();
-    Ok(files)
+    Ok(dataset::image_files(dir)?)
 }
 
 /// DepthTrack ground truth may hold `nan` rows; metrics::load_boxes parses them as NaN.
