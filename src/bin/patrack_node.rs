@@ -3,6 +3,7 @@
 //! from `--params-file` / `-p` (see `config/patrack.yaml`).
 
 fn main() -> std::process::ExitCode {
+    patrack::device::tune_allocator();
     match patrack::ros::transport::r2r::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
