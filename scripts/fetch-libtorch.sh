@@ -52,11 +52,19 @@ unzip -q -o -j "$wheels"/nvidia_cuda_runtime-*.whl 'nvidia/cu13/lib/libcudart.so
 unzip -q -o -j "$wheels"/nvidia_cuda_cupti-*.whl 'nvidia/cu13/lib/libcupti.so.13' -d "$dest/nvidia/cu13/lib"
 
 if [ "$cuda" = 1 ]; then
-  # libtorch_cuda.so needs the CUDA maths libraries, cuDNN and NCCL: take them from the wheels
-  # that torch itself depends on, with the versions its metadata pins.
-  reqs=$(unzip -p "$whl" '*/METADATA' | sed -n 's/^Requires-Dist: \(nvidia-[^;]*\);.*/\1/p' | tr -d ' ')
-  for r in $reqs; do pip_dl "$r"; done
+  # libtorch_cuda.so needs the CUDA maths libraries, cuDNN and NCCL: take the wheels torch itself
+  # requires, with the versions its metadata pins (the `cuda-toolkit[...]` extras resolve to the
+  # nvidia-* library wheels, so these are downloaded with their dependencies).
+  reqs=$(unzip -p "$whl" '*/METADATA' | sed -n 's/^Requires-Dist: \(\(nvidia-\|cuda-toolkit\)[^;]*\);.*/\1/p' | tr -d ' ')
+  [ -n "$reqs" ] || { echo "error: no CUDA requirements found in the torch wheel metadata" >&2; exit 1; }
+  set -f  # the requirement extras in brackets are not file patterns
+  # shellcheck disable=SC2086
+  # (the library wheels are py3-none-manylinux: the host's own platform tags select them)
+  python3 -m pip download --quiet --only-binary=:all: -d "$wheels" $reqs
+  set +f
   for w in "$wheels"/nvidia_*.whl; do unzip -q -o "$w" 'nvidia/*' -d "$dest"; done
+  missing=$(ldd "$dest/torch/lib/libtorch_cuda.so" | grep "not found" || true)
+  [ -z "$missing" ] || { echo "error: libtorch_cuda.so still misses libraries:" >&2; echo "$missing" >&2; exit 1; }
 fi
 
 grep -q "__version__ = '$TORCH_VERSION" "$dest/torch/version.py" || {
