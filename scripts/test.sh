@@ -19,4 +19,4 @@ step "package.xml (catkin_pkg) and launch files"
 python -c "from catkin_pkg.package import parse_package; p = parse_package('package.xml'); p.validate(); print('package.xml:', p.name, p.version, 'build_type', p.get_build_type())"
 python -m py_compile launch/*.launch.py && echo "launch files compile"
 step "cargo test (with the DDS transport, so the wire test runs)"
-cargo test --release --all-targets --features dds
+cargo test --release --features dds
