@@ -250,34 +250,19 @@ fn node_overhead(args: &Args) -> anyhow::Result<()> {
     let model = crate::ros::transport::build_model(&params)?;
     let sink = std::sync::Arc::new(CountingSink::default());
     let core = NodeCore::new(params, model, sink.clone())?;
-    let header = |n: usize| -> anyhow::Result<Header> {
-        Ok(Header {
-            stamp: Time::from_ns(1_000_000_000 + n as i64 * 33_000_000).context("stamp out of range")?,
-            frame_id: "camera".into(),
-        })
+    // Stamped 33 ms apart; `bytes_per_px` sets `step`.
+    let image = |n: usize, encoding: &str, bytes_per_px: usize, data: Vec<u8>| -> anyhow::Result<Vec<u8>> {
+        let stamp = Time::from_ns(1_000_000_000 + n as i64 * 33_000_000).context("stamp out of range")?;
+        let header = Header { stamp, frame_id: "camera".into() };
+        let (height, width, step) = (h as u32, w as u32, (bytes_per_px * w) as u32);
+        Ok(Image { header, height, width, encoding: encoding.into(), is_bigendian: 0, step, data }.encode()?)
     };
     let n_pairs = args.warmup + args.runs.max(1);
     let mut messages = Vec::with_capacity(n_pairs);
     for n in 0..n_pairs {
-        let rgb = Image {
-            header: header(n)?,
-            height: h as u32,
-            width: w as u32,
-            encoding: "rgb8".into(),
-            is_bigendian: 0,
-            step: 3 * w as u32,
-            data: (0..w * h * 3).map(|i| ((i + n) % 251) as u8).collect(),
-        };
-        let aux = Image {
-            header: header(n)?,
-            height: h as u32,
-            width: w as u32,
-            encoding: "mono16".into(),
-            is_bigendian: 0,
-            step: 2 * w as u32,
-            data: (0..w * h).flat_map(|i| (3000u16 + ((i + n) % 997) as u16).to_le_bytes()).collect(),
-        };
-        messages.push((rgb.encode()?, aux.encode()?));
+        let rgb = (0..w * h * 3).map(|i| ((i + n) % 251) as u8).collect();
+        let aux = (0..w * h).flat_map(|i| (3000u16 + ((i + n) % 997) as u16).to_le_bytes()).collect();
+        messages.push((image(n, "rgb8", 3, rgb)?, image(n, "mono16", 2, aux)?));
     }
     let idle = std::time::Duration::from_secs(30);
     let (mut receive, mut total) = (Vec::new(), Vec::new());
