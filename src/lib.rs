@@ -11,6 +11,7 @@
 //! | [`eval`] | benchmark layouts, runs and the toolkits' scores, tables and plots |
 //! | [`dataset`] | image files on disk: listing and decoding |
 //! | [`overlay`] | drawing boxes and labels on frames |
+//! | [`train`] | progressive adaptation training, its losses and the synthetic RGB+X generator |
 //! | [`cli`] | the `patrack` command line |
 //! | [`ros`] | message codecs (CDR), ApproximateTime sync, the node core and its transports |
 
@@ -24,3 +25,4 @@ pub mod overlay;
 pub mod ros;
 pub mod sensor;
 pub mod tracker;
+pub mod train;

@@ -21,7 +21,8 @@ pub struct ModelArgs {
     /// fp32, bf16 or fp16.
     #[arg(long, default_value = "fp32")]
     pub precision: String,
-    /// Network sizes: `vit_base` (official) or `tiny`, or a JSON file of `ModelConfig`.
+    /// Network sizes: `vit_base` (official), `small` (the demo models) or `tiny`, or a JSON file of
+    /// `ModelConfig`.
     /// Ignored when the weights file records its configuration.
     #[arg(long, default_value = "vit_base")]
     pub config: String,
@@ -46,6 +47,7 @@ pub fn parse_config(s: &str) -> anyhow::Result<ModelConfig> {
     match s {
         "vit_base" | "official" => Ok(ModelConfig::vit_base()),
         "tiny" => Ok(ModelConfig::tiny()),
+        "small" => Ok(ModelConfig::small()),
         path => {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading model config {path}"))?;
             serde_json::from_str(&text).with_context(|| format!("parsing model config {path}"))

@@ -22,6 +22,9 @@ pub struct Args {
     /// Write the file even if it does not fit the network.
     #[arg(long)]
     pub no_check: bool,
+    /// Store the weights in fp16 (half the size; e.g. the bundled demo models).
+    #[arg(long, conflicts_with = "no_check")]
+    pub fp16: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -38,6 +41,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let report = load_checkpoint(&mut model, &ckpt)
             .context("checking the weights against the network (--no-check converts anyway)")?;
         println!("checked: {} tensors fit the network, {} dead entries kept", report.loaded, report.dead_ignored);
+    }
+    if args.fp16 {
+        let model = crate::model::load_file(&args.input, Some(cfg), tch::Device::Cpu, crate::device::Precision::Fp32)?;
+        crate::model::load::save_file_as(&model, &args.output, crate::device::Precision::Fp16)
+            .with_context(|| format!("writing {}", args.output.display()))?;
+        println!("wrote the network's weights in fp16 to {}", args.output.display());
+        return Ok(());
     }
     let mut metadata: Vec<(String, MetaValue)> =
         ckpt.metadata.iter().filter(|(k, _)| k != CONFIG_METADATA_KEY).cloned().collect();

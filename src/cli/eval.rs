@@ -33,6 +33,13 @@ pub struct Args {
     /// Name of this tracker's results folder and row in the table.
     #[arg(long, default_value = "patrack")]
     pub name: String,
+    /// Only the sequences whose name contains this text (e.g. a subset of a synthetic set).
+    #[arg(long)]
+    pub include: Option<String>,
+    /// Leave out the sequences whose name contains this text (e.g. `normal`: the RGB-hard subset
+    /// of a synthetic set).
+    #[arg(long)]
+    pub exclude: Option<String>,
     /// Run only, without scoring (e.g. a test set without public ground truth).
     #[arg(long)]
     pub no_score: bool,
@@ -41,7 +48,14 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let seqs = layout::list_sequences(args.dataset, &args.root)?;
+    let mut seqs = layout::list_sequences(args.dataset, &args.root)?;
+    if let Some(pat) = &args.include {
+        seqs.retain(|s| s.name.contains(pat.as_str()));
+    }
+    if let Some(pat) = &args.exclude {
+        seqs.retain(|s| !s.name.contains(pat.as_str()));
+    }
+    anyhow::ensure!(!seqs.is_empty(), "no sequences left after --include/--exclude");
     println!("{}: {} sequences in {}", args.dataset.name(), seqs.len(), args.root.display());
     let mut result_dirs: Vec<(String, PathBuf)> = Vec::new();
     // Our own results are written without a prefix.

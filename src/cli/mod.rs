@@ -12,6 +12,8 @@ pub mod init_weights;
 pub mod node;
 pub mod replay;
 pub mod run;
+pub mod synth;
+pub mod train;
 
 /// PATrack multi-modal single-object tracker (RGB + thermal / depth / event) on libtorch.
 #[derive(Debug, Parser)]
@@ -39,6 +41,10 @@ pub enum Command {
     InitWeights(init_weights::Args),
     /// Network and full-step latency, throughput and peak memory per device and precision.
     Bench(bench::Args),
+    /// Progressive adaptation training: the RGB-only base, then adapters per modality.
+    Train(train::Args),
+    /// Write a synthetic RGB+X benchmark (thermal, depth or event) in its benchmark layout.
+    Synth(synth::Args),
     /// The ROS 2 node over a pure-Rust DDS stack (no ROS install needed).
     #[cfg(feature = "dds")]
     Node(node::Args),
@@ -54,6 +60,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Replay(a) => replay::run(a),
         Command::InitWeights(a) => init_weights::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Synth(a) => synth::run(a),
         #[cfg(feature = "dds")]
         Command::Node(a) => node::run(a),
     }

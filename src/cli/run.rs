@@ -82,7 +82,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ));
         let view = overlay::annotate(&frame, Some(bbox), score, state, &format!("#{}", i + 1));
         overlay::save_png(&view, &frames_dir.join(format!("{:06}.png", i + 1)))?;
-        thumbs.push(view);
+        // The contact sheet shows at most 16 frames, evenly spaced, always the first and last.
+        let every = seq.len().div_ceil(SHEET_FRAMES).max(1);
+        if i % every == 0 || i + 1 == seq.len() {
+            thumbs.push(view);
+        }
         bar.inc(1);
     }
     bar.finish_and_clear();
@@ -106,6 +110,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Most frames on the contact sheet.
+const SHEET_FRAMES: usize = 16;
 
 /// Frames in a grid of `cols` columns.
 fn contact_sheet(views: &[ImageU8], cols: usize) -> ImageU8 {

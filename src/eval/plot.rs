@@ -56,13 +56,24 @@ pub struct Curve {
     pub points: Vec<(f64, f64)>,
 }
 
-/// Draws `curves` into a PNG of `size` pixels.
+/// Draws `curves` (y in 0..1) into an 800 x 600 PNG.
 pub fn draw_curves(
     path: &Path,
     title: &str,
     x_label: &str,
     y_label: &str,
     x_max: f64,
+    curves: &[Curve],
+) -> Result<(), PlotError> {
+    draw_curves_to(path, title, (x_label, y_label), (x_max, 1.0), curves)
+}
+
+/// Draws `curves` on axes `0..x_max` x `0..y_max` into an 800 x 600 PNG.
+pub fn draw_curves_to(
+    path: &Path,
+    title: &str,
+    (x_label, y_label): (&str, &str),
+    (x_max, y_max): (f64, f64),
     curves: &[Curve],
 ) -> Result<(), PlotError> {
     let (w, h) = (800u32, 600u32);
@@ -77,7 +88,7 @@ pub fn draw_curves(
         if text {
             builder.caption(title, ("sans-serif", 26));
         }
-        let mut chart = builder.build_cartesian_2d(0.0..x_max, 0.0..1.0).map_err(|e| err(&e))?;
+        let mut chart = builder.build_cartesian_2d(0.0..x_max, 0.0..y_max).map_err(|e| err(&e))?;
         let mut mesh = chart.configure_mesh();
         if text {
             mesh.x_desc(x_label).y_desc(y_label).label_style(("sans-serif", 16));

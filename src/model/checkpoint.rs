@@ -296,11 +296,16 @@ pub fn read_any(path: impl AsRef<Path>) -> Result<Checkpoint> {
     if head.starts_with(b"PK") {
         return read_pth(path);
     }
+    // A safetensors header length can start with the byte 0x80 too (e.g. 0x6d80), so the JSON
+    // header is checked before the legacy pickle magic.
+    let has_extension = path.extension().is_some_and(|e| e == "safetensors");
+    if head.get(8) == Some(&b'{') {
+        return read_safetensors(path);
+    }
     if is_legacy_torch(&head) {
         return Err(CheckpointError::LegacyTorchFormat);
     }
-    let has_extension = path.extension().is_some_and(|e| e == "safetensors");
-    if head.get(8) == Some(&b'{') || has_extension {
+    if has_extension {
         return read_safetensors(path);
     }
     Err(CheckpointError::UnknownFormat {

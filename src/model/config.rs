@@ -33,6 +33,10 @@ pub struct ModelConfig {
     pub head_adapter_dim: i64,
     /// Channels of the first center-head convolution (official: 256; then /2, /4, /8).
     pub head_channels: i64,
+    /// The RGB-only base tracker (OSTrack-style: one stream, no adapters, no fusion, no head
+    /// adapter); the first stage of progressive training. The aux channels of the input are
+    /// ignored. Official PATrack: false.
+    pub rgb_only: bool,
 }
 
 impl Default for ModelConfig {
@@ -57,6 +61,7 @@ impl ModelConfig {
             psfm_dim: 192,
             head_adapter_dim: 192,
             head_channels: 256,
+            rgb_only: false,
         }
     }
 
@@ -75,6 +80,28 @@ impl ModelConfig {
             psfm_dim: 32,
             head_adapter_dim: 32,
             head_channels: 32,
+            rgb_only: false,
+        }
+    }
+
+    /// The bundled demo models' size: ViT width 128, 6 blocks, template 64 / search 128 px
+    /// (a 8 x 8 score map), entangled adapters in blocks 2 and 4 (the official pattern 3, 6, 9 of 12
+    /// scaled to 6), head adapter as wide as the tokens so that it can start as the identity.
+    pub fn small() -> Self {
+        Self {
+            embed_dim: 128,
+            depth: 6,
+            num_heads: 4,
+            mlp_dim: 512,
+            patch_size: 16,
+            template_size: 64,
+            search_size: 128,
+            entangled_blocks: vec![2, 4],
+            mixer_dim: 8,
+            psfm_dim: 64,
+            head_adapter_dim: 128,
+            head_channels: 64,
+            rgb_only: false,
         }
     }
 

@@ -103,16 +103,28 @@ fn copy_raw(vars: &HashMap<String, Tensor>, key: &str, raw: &RawTensor) -> Resul
 /// Writes the network's variables (official key names, f32) and its configuration to a
 /// `.safetensors` file that [`load_file`] and PyTorch's `safetensors.torch.load_file` read.
 pub fn save_file(model: &PATrack, path: &Path) -> Result<(), LoadError> {
+    save_file_as(model, path, Precision::Fp32)
+}
+
+/// As [`save_file`], storing the floating-point variables in `precision` (fp16 halves the file;
+/// the loader widens them again to the requested precision).
+pub fn save_file_as(model: &PATrack, path: &Path, precision: Precision) -> Result<(), LoadError> {
+    let (kind, dtype) = match precision {
+        Precision::Fp32 => (tch::Kind::Float, Dtype::F32),
+        Precision::Fp16 => (tch::Kind::Half, Dtype::F16),
+        Precision::Bf16 => (tch::Kind::BFloat16, Dtype::BF16),
+    };
     let mut vars: Vec<(String, Tensor)> = model.vs.variables().into_iter().collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     let mut tensors = Vec::with_capacity(vars.len());
     for (key, var) in vars {
-        let t = var.to_device(Device::Cpu).to_kind(tch::Kind::Float).contiguous();
+        let t = var.to_device(Device::Cpu).to_kind(kind).contiguous();
         let shape: Vec<usize> = t.size().iter().map(|&d| d as usize).collect();
-        let values = Vec::<f32>::try_from(t.flatten(0, -1))
+        let numel = t.numel();
+        let mut data = vec![0u8; numel * kind.elt_size_in_bytes()];
+        t.f_copy_data_u8(&mut data, numel)
             .map_err(|e| CheckpointError::BadTensor { name: key.clone(), reason: e.to_string() })?;
-        let data: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let raw = RawTensor::new(Dtype::F32, shape, data)
+        let raw = RawTensor::new(dtype, shape, data)
             .map_err(|reason| CheckpointError::BadTensor { name: key.clone(), reason })?;
         tensors.push((key, raw));
     }

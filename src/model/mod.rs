@@ -36,7 +36,8 @@ pub struct PATrack {
     pub vs: nn::VarStore,
     pub cfg: ModelConfig,
     pub backbone: vit::Backbone,
-    pub adapter_head: head::HeadAdapter,
+    /// The task-level adapter; absent in the RGB-only base.
+    pub adapter_head: Option<head::HeadAdapter>,
     pub box_head: head::CenterPredictor,
     precision: Precision,
 }
@@ -57,7 +58,7 @@ impl PATrack {
         let mut vs = nn::VarStore::new(device);
         let root = vs.root();
         let backbone = vit::Backbone::new(&root / "backbone", &cfg);
-        let adapter_head = head::HeadAdapter::new(&root / "adapter_head", &cfg);
+        let adapter_head = (!cfg.rgb_only).then(|| head::HeadAdapter::new(&root / "adapter_head", &cfg));
         let box_head = head::CenterPredictor::new(&root / "box_head", &cfg);
         if precision != Precision::Fp32 {
             vs.set_kind(precision.kind());
@@ -128,7 +129,10 @@ impl PATrack {
 
     /// Head adapter on the fused search tokens, laid out as a map: (B, Lx, C) -> (B, C, H, W).
     fn head_input(&self, fused: &Tensor) -> Tensor {
-        let a = self.adapter_head.forward(fused);
+        let a = match &self.adapter_head {
+            Some(adapter) => adapter.forward(fused),
+            None => fused.shallow_clone(),
+        };
         let (b, _, c) = a.size3().expect("tokens are (B, L, C)");
         let side = self.cfg.search_feat();
         a.transpose(1, 2).reshape([b, c, side, side])

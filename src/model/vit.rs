@@ -97,6 +97,8 @@ enum BlockAdapters {
     Mixer { adap_t: Mixer, adap2_t: Mixer },
     /// Modality-entangled adapter with its own input norms.
     Entangled(Entangled),
+    /// The RGB-only base: the pretrained OSTrack block alone.
+    None,
 }
 
 /// The PSFM adapters of a block with their input norms.
@@ -130,7 +132,9 @@ fn swap_streams(t: &Tensor) -> Tensor {
 impl Block {
     pub fn new(p: nn::Path, cfg: &ModelConfig, index: usize) -> Self {
         let c = cfg.embed_dim;
-        let adapters = if cfg.is_entangled(index) {
+        let adapters = if cfg.rgb_only {
+            BlockAdapters::None
+        } else if cfg.is_entangled(index) {
             BlockAdapters::Entangled(Entangled {
                 highfuseadapter1: Psfm::new(&p / "highfuseadapter1", cfg),
                 highfuseadapter2: Psfm::new(&p / "highfuseadapter2", cfg),
@@ -155,6 +159,10 @@ impl Block {
     /// Both streams read the other's state from before the update (the official `xori`).
     pub fn forward(&self, s: &Tensor) -> Tensor {
         match &self.adapters {
+            BlockAdapters::None => {
+                let s = s + self.attn.forward(&self.norm1.forward(s));
+                &s + self.mlp.forward(&self.norm2.forward(&s))
+            }
             BlockAdapters::Mixer { adap_t, adap2_t } => {
                 let h = self.norm1.forward(s);
                 let s = s + self.attn.forward(&h) + swap_streams(&adap_t.forward(&h));
@@ -199,6 +207,7 @@ pub struct Backbone {
     blocks: Vec<Block>,
     norm: nn::LayerNorm,
     template_tokens: i64,
+    rgb_only: bool,
 }
 
 /// Intermediate tensors of one forward pass, for parity tests and debugging.
@@ -229,6 +238,7 @@ impl Backbone {
             blocks: (0..cfg.depth).map(|i| Block::new(&blocks_p / i, cfg, i)).collect(),
             norm: layer_norm(&p / "norm", c),
             template_tokens: cfg.template_tokens(),
+            rgb_only: cfg.rgb_only,
         }
     }
 
@@ -244,7 +254,11 @@ impl Backbone {
     }
 
     /// Channels 0-2 (RGB) and 3-5 (aux) through the one shared patch embedding, stacked on batch.
+    /// The RGB-only base embeds channels 0-2 alone (B rows).
     fn embed(&self, img: &Tensor) -> Tensor {
+        if self.rgb_only {
+            return self.patch_embed.forward(&img.narrow(1, 0, 3));
+        }
         let stacked = Tensor::cat(&[img.narrow(1, 0, 3), img.narrow(1, 3, 3)], 0);
         self.patch_embed.forward(&stacked)
     }
@@ -263,6 +277,10 @@ impl Backbone {
         }
         // Only the search tokens reach the head: LN(x)[:, Lz:] + LN(xi)[:, Lz:] (spec section 6).
         let lx = s.size()[1] - self.template_tokens;
+        if self.rgb_only {
+            // OSTrack: LN(x)[:, Lz:] of the one stream.
+            return self.norm.forward(&s.narrow(1, self.template_tokens, lx));
+        }
         let (x, xi) = split_streams(&self.norm.forward(&s.narrow(1, self.template_tokens, lx)));
         let fused = x + xi;
         if let Some(cap) = capture {
