@@ -417,6 +417,16 @@ impl Scene {
         SynthFrame { rgb, aux, bbox: self.bbox(t) }
     }
 
+    /// Paints the occluding bar (if any) into a one-channel plane with `value`.
+    fn occlude_plane(&self, plane: &mut [f32], t: f64, value: f32) {
+        if let Some(occ) = &self.occluder {
+            let (x0, x1) = occ.span(t);
+            for row in plane.chunks_exact_mut(WIDTH) {
+                row[x0..x1].fill(value);
+            }
+        }
+    }
+
     fn thermal(&self, t: usize) -> ImageU8 {
         let tf = t as f64;
         let mut heat = self.bg_heat.clone();
@@ -426,12 +436,7 @@ impl Scene {
                 heat[y * WIDTH + x] = obj.heat - 25.0 * (u * u + v * v);
             });
         }
-        if let Some(occ) = &self.occluder {
-            let (x0, x1) = occ.span(tf);
-            for y in 0..HEIGHT {
-                heat[y * WIDTH + x0..y * WIDTH + x1].fill(70.0);
-            }
-        }
+        self.occlude_plane(&mut heat, tf, 70.0);
         let seed = self.seed ^ 0x7E47;
         let data = heat
             .iter()
@@ -449,12 +454,7 @@ impl Scene {
                 depth[y * WIDTH + x] = obj.depth_mm - 120.0 * (1.0 - (u * u + v * v).min(1.0));
             });
         }
-        if let Some(occ) = &self.occluder {
-            let (x0, x1) = occ.span(tf);
-            for y in 0..HEIGHT {
-                depth[y * WIDTH + x0..y * WIDTH + x1].fill(800.0);
-            }
-        }
+        self.occlude_plane(&mut depth, tf, 800.0);
         let seed = self.seed ^ 0xDE97;
         let data = depth
             .iter()
