@@ -24,4 +24,6 @@ for pair in thermal:lasher:rgbt depth:depthtrack:rgbd event:visevent:rgbe; do
   $p eval --dataset "$dataset" --root "$data" --results "$runs" --out "$out/$modality/all"
   echo "== RGB+$modality, the 12 RGB-hard sequences (dark, low contrast, camouflage)"
   $p eval --dataset "$dataset" --root "$data" --results "$runs" --exclude normal --out "$out/$modality/rgb_hard"
+  echo "== RGB+$modality, the 12 RGB-normal sequences"
+  $p eval --dataset "$dataset" --root "$data" --results "$runs" --include normal --out "$out/$modality/rgb_normal"
 done

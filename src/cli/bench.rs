@@ -190,7 +190,7 @@ fn measure(args: &Args) -> anyhow::Result<Row> {
     Ok(Row {
         device: device_name(device),
         precision: precision.to_string(),
-        config: args.model.config.clone(),
+        config: cfg.label(),
         threads: tch::get_num_threads(),
         network_ms_median: net_med,
         network_ms_p10: net_p10,

@@ -106,6 +106,21 @@ impl ModelConfig {
     }
 
     /// Template feature side in tokens (8 for 128 px).
+    /// A short name for reports: the preset this configuration equals, or its main sizes.
+    pub fn label(&self) -> String {
+        let named = [("vit_base", Self::vit_base()), ("small", Self::small()), ("tiny", Self::tiny())];
+        let base = Self { rgb_only: false, ..self.clone() };
+        let name = match named.iter().find(|(_, c)| *c == base) {
+            Some((n, _)) => n.to_string(),
+            None => format!("embed{}x{} {}/{}px", self.embed_dim, self.depth, self.template_size, self.search_size),
+        };
+        if self.rgb_only {
+            format!("{name} rgb-only")
+        } else {
+            name
+        }
+    }
+
     pub fn template_feat(&self) -> i64 {
         self.template_size / self.patch_size
     }
@@ -170,5 +185,18 @@ impl ModelConfig {
             return Err(format!("entangled block {b} is beyond depth {}", self.depth));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_names_presets_and_sizes() {
+        assert_eq!(ModelConfig::vit_base().label(), "vit_base");
+        assert_eq!(ModelConfig { rgb_only: true, ..ModelConfig::small() }.label(), "small rgb-only");
+        let odd = ModelConfig { depth: 4, ..ModelConfig::small() };
+        assert_eq!(odd.label(), "embed128x4 64/128px");
     }
 }
