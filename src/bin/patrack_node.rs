@@ -4,6 +4,7 @@
 
 fn main() -> std::process::ExitCode {
     patrack::device::tune_allocator();
+    patrack::device::set_flush_denormals(true);
     match patrack::ros::transport::r2r::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

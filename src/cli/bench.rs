@@ -39,6 +39,10 @@ pub struct Args {
     /// decoding, aux preparation, registration, publishing; no network).
     #[arg(long)]
     pub node: bool,
+    /// Keep denormal floats (the libtorch default) instead of flushing them to zero, to measure
+    /// what flushing gains.
+    #[arg(long)]
+    pub keep_denormals: bool,
     /// Internal: measure one device/precision in this process and print one JSON row.
     #[arg(long, hide = true)]
     pub single: bool,
@@ -60,6 +64,9 @@ pub struct Row {
     pub fps: f64,
     pub peak_rss_mb: f64,
     pub peak_gpu_mb: Option<f64>,
+    /// Whether denormal floats were flushed to zero (the CLI default).
+    #[serde(default)]
+    pub flush_denormals: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -79,6 +86,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             cmd.args(["bench", "--single", "--device", dev, "--precision", prec]);
             cmd.args(["--runs", &args.runs.to_string(), "--warmup", &args.warmup.to_string()]);
             cmd.args(["--frame", &args.frame, "--config", &args.model.config]);
+            if args.keep_denormals {
+                cmd.arg("--keep-denormals");
+            }
             if let Some(m) = &args.model.model {
                 cmd.arg("--model").arg(m);
             }
@@ -92,6 +102,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
     print_table(&rows);
+    if args.keep_denormals {
+        println!("denormal floats kept (--keep-denormals); the default flushes them to zero");
+    }
     if let Some(path) = &args.json {
         use std::io::Write;
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
@@ -161,6 +174,10 @@ fn time_ms(device: Device, warmup: usize, runs: usize, mut f: impl FnMut()) -> (
 }
 
 fn measure(args: &Args) -> anyhow::Result<Row> {
+    if args.keep_denormals {
+        // Before the first libtorch call, so its thread pool inherits the setting.
+        crate::device::set_flush_denormals(false);
+    }
     let device = args.model.device()?;
     let precision: Precision = args.model.precision()?;
     if device != Device::Cpu {
@@ -201,6 +218,7 @@ fn measure(args: &Args) -> anyhow::Result<Row> {
         fps: 1e3 / step_med.max(1e-9),
         peak_rss_mb: peak_rss_mb(),
         peak_gpu_mb: crate::device::peak_gpu_mb(device),
+        flush_denormals: !args.keep_denormals,
     })
 }
 
