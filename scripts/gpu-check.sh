@@ -2,7 +2,8 @@
 # GPU checks in one call on a machine with an NVIDIA GPU and a torch 2.11.0 install but no Rust.
 #
 #   scripts/gpu-check.sh build            # here: release binary + parity test binaries -> .gpu-bundle/
-#   scripts/gpu-check.sh run TORCH_LIB    # there: CUDA parity tests + benchmark; table in $OUT or ./gpu-out
+#   scripts/gpu-check.sh run TORCH_LIB    # there: CUDA parity tests, benchmark, a short CUDA training run;
+#                                         # results in $OUT or ./gpu-out
 #
 # TORCH_LIB is the torch/lib folder of a torch 2.11.0 (CUDA) install, e.g.
 # <venv>/lib/python3.12/site-packages/torch/lib. The test binaries find their fixtures through
@@ -46,6 +47,9 @@ run)
       --json "$out/bench.jsonl" 2>&1 | tee "$out/bench.md" || status=1
   "$bundle/patrack" bench --devices cpu --precisions fp32 --runs 5 --warmup 1 \
       --json "$out/bench.jsonl" 2>&1 | tee -a "$out/bench.md" || status=1
+  echo "=== training on cuda: 50 steps of the small RGB-only base on synthetic scenes"
+  "$bundle/patrack" train --stage base --config small --device cuda --steps 50 --batch 16 \
+      --synth-sequences 40 --checkpoint-every 0 --out "$out/train-base" 2>&1 | tail -n 5 | tee "$out/train.log" || status=1
   echo; echo "=== summary"; grep -h "test result" "$out"/*.log || true; tail -n 6 "$out/bench.md"
   exit $status
   ;;

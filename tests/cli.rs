@@ -32,6 +32,10 @@ fn a_missing_gpu_is_an_error_not_a_silent_cpu_run() {
     let (ok, _, stderr) = patrack(&["run", "--device", "cuda", "--config", "tiny", "--out", "/dev/null/x"]);
     assert!(!ok);
     assert!(stderr.contains("CUDA device cuda requested"), "{stderr}");
+    let (ok, _, stderr) =
+        patrack(&["train", "--stage", "base", "--device", "cuda", "--config", "tiny", "--out", "/dev/null/x"]);
+    assert!(!ok);
+    assert!(stderr.contains("CUDA device cuda requested"), "{stderr}");
 }
 
 #[test]

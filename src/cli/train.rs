@@ -67,6 +67,10 @@ pub struct Args {
     /// optimizer's moments restart; the learning-rate schedule continues).
     #[arg(long)]
     pub resume: bool,
+    /// cpu, cuda, cuda:N or auto. Training runs in fp32 on the chosen device; batches are built
+    /// on the CPU and moved there.
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
     /// CPU threads for libtorch (0: libtorch's default).
     #[arg(long, default_value_t = 0)]
     pub threads: i32,
@@ -78,7 +82,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     anyhow::ensure!(args.steps > 0 && args.batch > 0, "--steps and --batch must be positive");
     anyhow::ensure!(args.lr.is_finite() && args.lr > 0.0, "--lr must be positive");
-    let device = tch::Device::Cpu;
+    let device = crate::device::parse_device(&args.device)?;
     let cfg = TrainConfig {
         stage: args.stage,
         steps: args.steps,

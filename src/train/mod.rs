@@ -171,7 +171,7 @@ pub fn train<S: FrameSource>(
     for step in start_step..cfg.steps {
         let lr = cfg.lr_at(step);
         opt.set_lr(lr);
-        let batch = sampler.batch(cfg.batch)?;
+        let batch = sampler.batch(cfg.batch)?.to_device(model.device());
         let outputs = model.forward(&batch.template, &batch.search);
         let l = loss::losses(&outputs, &batch.boxes, &batch.maps);
         let total = l.total.double_value(&[]);

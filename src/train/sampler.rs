@@ -129,6 +129,21 @@ pub struct Batch {
     pub maps: Tensor,
 }
 
+impl Batch {
+    /// The same batch on `device` (the sampler builds it on the CPU).
+    pub fn to_device(self, device: tch::Device) -> Self {
+        if device == tch::Device::Cpu {
+            return self;
+        }
+        Self {
+            template: self.template.to_device(device),
+            search: self.search.to_device(device),
+            boxes: self.boxes.to_device(device),
+            maps: self.maps.to_device(device),
+        }
+    }
+}
+
 /// Draws batches from a frame source.
 pub struct Sampler<S: FrameSource> {
     pub source: S,
