@@ -3,7 +3,7 @@
 //! query map built from both modalities, aggregates its own values, and adds the *other*
 //! modality's down-projected feature. The attention is unscaled, as in the official code.
 
-use tch::nn::{self, Module};
+use tch::nn;
 use tch::{Kind, Tensor};
 
 use super::config::ModelConfig;
@@ -26,6 +26,14 @@ pub struct PsfmOutput {
     pub aux: Tensor,
 }
 
+/// A 1x1 convolution applied to tokens: (B, L, Cin) -> (B, L, Cout). The same sum over channels
+/// as the convolution on (B, Cin, h, w) maps, without the layout changes around it and as one
+/// matrix product (the conv path cost about twice as much at these sizes).
+pub(crate) fn pointwise(conv: &nn::Conv2D, tokens: &Tensor) -> Tensor {
+    let w = conv.ws.flatten(1, -1); // (Cout, Cin, 1, 1) -> (Cout, Cin)
+    tokens.linear(&w, conv.bs.as_ref())
+}
+
 impl Gefm {
     fn new(p: nn::Path, dim: i64) -> Self {
         let c = nn::ConvConfig { bias: false, ..Default::default() };
@@ -38,18 +46,17 @@ impl Gefm {
         }
     }
 
-    /// `rd`, `td`: (B, D, h, w) -> R_rgb, R_aux (B, D, h, w)
+    /// `rd`, `td`: (B, L, D) tokens -> R_rgb, R_aux (B, L, D).
     fn forward(&self, rd: &Tensor, td: &Tensor) -> PsfmOutput {
-        let shape = rd.size();
-        let q = self.linearcat.forward(&Tensor::cat(&[rd, td], 1)).flatten(2, -1); // (B, D, L)
+        let q = pointwise(&self.linearcat, &Tensor::cat(&[rd, td], 2)); // (B, L, D)
         let attend = |k: Tensor, v: Tensor| {
-            // A[i, j] = softmax_j(sum_c K[c, i] Q[c, j]): (B, L, L); softmax in f32 as PyTorch
-            // autocast does.
-            let a = k.flatten(2, -1).transpose(1, 2).bmm(&q).softmax(-1, Kind::Float).to_kind(q.kind());
-            v.flatten(2, -1).bmm(&a.transpose(1, 2)).reshape(shape.as_slice()) // (B, D, h, w)
+            // A[i, j] = softmax_j(sum_c K[i, c] Q[j, c]): (B, L, L); softmax in f32 as PyTorch
+            // autocast does. Output token i = sum_j A[i, j] V[j].
+            let a = k.bmm(&q.transpose(1, 2)).softmax(-1, Kind::Float).to_kind(q.kind());
+            a.bmm(&v)
         };
-        let rgb = attend(self.linear1.forward(rd), self.linear2.forward(rd)) + td;
-        let aux = attend(self.linear3.forward(td), self.linear4.forward(td)) + rd;
+        let rgb = attend(pointwise(&self.linear1, rd), pointwise(&self.linear2, rd)) + td;
+        let aux = attend(pointwise(&self.linear3, td), pointwise(&self.linear4, td)) + rd;
         PsfmOutput { rgb, aux }
     }
 }
@@ -72,9 +79,23 @@ impl Psfm {
         }
     }
 
-    /// `r`, `t`: (B, C, h, w) RGB and aux maps -> (B, C, h, w) each.
+    /// `r`, `t`: (B, C, h, w) RGB and aux maps -> (B, C, h, w) each (the official interface).
     pub fn forward(&self, r: &Tensor, t: &Tensor) -> PsfmOutput {
-        let fused = self.obj_fuse.forward(&self.down.forward(r), &self.down.forward(t));
-        PsfmOutput { rgb: self.up.forward(&fused.rgb), aux: self.up.forward(&fused.aux) }
+        let shape = r.size();
+        let to_tok = |m: &Tensor| m.flatten(2, -1).transpose(1, 2);
+        let to_map = |t: Tensor| t.transpose(1, 2).reshape(shape.as_slice());
+        let b = shape[0];
+        let out = self.forward_tokens(&Tensor::cat(&[to_tok(r), to_tok(t)], 0));
+        PsfmOutput { rgb: to_map(out.narrow(0, 0, b)), aux: to_map(out.narrow(0, b, b)) }
+    }
+
+    /// The same on tokens of one part (template or search) of both streams: (2B, L, C), RGB in
+    /// the first B rows -> (2B, L, C) in the same order. Positions are the map's row-major cells,
+    /// which is the token order.
+    pub fn forward_tokens(&self, streams: &Tensor) -> Tensor {
+        let b = streams.size()[0] / 2;
+        let down = pointwise(&self.down, streams); // both streams in one product
+        let fused = self.obj_fuse.forward(&down.narrow(0, 0, b), &down.narrow(0, b, b));
+        pointwise(&self.up, &Tensor::cat(&[fused.rgb, fused.aux], 0))
     }
 }

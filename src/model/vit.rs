@@ -180,21 +180,13 @@ impl Block {
         }
     }
 
-    /// Runs a PSFM on the template and the search maps of both streams: (2B, L, C) -> (2B, L, C).
+    /// Runs a PSFM on the template and the search parts of both streams: (2B, L, C) -> (2B, L, C).
     fn entangle(&self, psfm: &Psfm, g: &Tensor) -> Tensor {
-        let (b2, _, c) = g.size3().expect("tokens are (2B, N, C)");
-        let b = b2 / 2;
-        let (hz, hx) = (self.template_feat, self.search_feat);
-        let lz = hz * hz;
-        // tokens -> maps: (B, L, C) -> (B, C, h, h), token l at (row l / h, col l % h)
-        let to_map = |t: Tensor, side: i64| t.transpose(1, 2).reshape([b, c, side, side]);
-        let to_tok = |m: Tensor| m.flatten(2, -1).transpose(1, 2);
-        let (rgb, aux) = (g.narrow(0, 0, b), g.narrow(0, b, b));
-        let z = psfm.forward(&to_map(rgb.narrow(1, 0, lz), hz), &to_map(aux.narrow(1, 0, lz), hz));
-        let x = psfm.forward(&to_map(rgb.narrow(1, lz, hx * hx), hx), &to_map(aux.narrow(1, lz, hx * hx), hx));
-        let rgb = Tensor::cat(&[to_tok(z.rgb), to_tok(x.rgb)], 1);
-        let aux = Tensor::cat(&[to_tok(z.aux), to_tok(x.aux)], 1);
-        Tensor::cat(&[rgb, aux], 0)
+        let lz = self.template_feat * self.template_feat;
+        let lx = self.search_feat * self.search_feat;
+        let z = psfm.forward_tokens(&g.narrow(1, 0, lz));
+        let x = psfm.forward_tokens(&g.narrow(1, lz, lx));
+        Tensor::cat(&[z, x], 1)
     }
 }
 
@@ -204,7 +196,7 @@ pub struct Backbone {
     patch_embed: PatchEmbed,
     pos_embed_z: Tensor,
     pos_embed_x: Tensor,
-    blocks: Vec<Block>,
+    pub blocks: Vec<Block>,
     norm: nn::LayerNorm,
     template_tokens: i64,
     rgb_only: bool,
