@@ -8,6 +8,12 @@
 # TORCH_LIB is the torch/lib folder of a torch 2.11.0 (CUDA) install, e.g.
 # <venv>/lib/python3.12/site-packages/torch/lib. The test binaries find their fixtures through
 # PATRACK_TEST_DATA and their device through PATRACK_TEST_DEVICE.
+#
+# With PATRACK_OFFICIAL_REPO=<path to the official PATrack/ folder> at build time, the official
+# code and the two pure-Python packages it needs beyond a stock torch install (easydict, timm
+# 0.5.4; fetched with pip download) are bundled too, and `run` times the official PyTorch eager
+# module and tracker on the same card with scripts/bench_official.py (golden check first).
+# The binaries travel stripped and compressed: the machine takes a limited working tree.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -15,9 +21,9 @@ bundle="$root/.gpu-bundle"
 
 case "${1:-}" in
 build)
-  rm -rf "$bundle" && mkdir -p "$bundle/tests"
+  rm -rf "$bundle" && mkdir -p "$bundle/bin/tests"
   cargo build --release --bin patrack
-  cp target/release/patrack "$bundle/"
+  cp target/release/patrack "$bundle/bin/"
   cargo test --release --no-run --message-format=json \
       --test model_parity --test adapters_parity --test tracker_golden 2>/dev/null |
     python3 -c '
@@ -25,32 +31,72 @@ import json, sys, shutil
 for line in sys.stdin:
     m = json.loads(line)
     if m.get("reason") == "compiler-artifact" and m.get("executable") and m["target"]["kind"] == ["test"]:
-        shutil.copy(m["executable"], sys.argv[1] + "/tests/" + m["target"]["name"])
+        shutil.copy(m["executable"], sys.argv[1] + "/bin/tests/" + m["target"]["name"])
         print("bundled", m["target"]["name"])
 ' "$bundle"
+  strip "$bundle/bin/patrack" "$bundle"/bin/tests/*
+  tar -C "$bundle" -cJf "$bundle/bin.tar.xz" bin && rm -rf "$bundle/bin"
+  if [ -n "${PATRACK_OFFICIAL_REPO:-}" ]; then
+    mkdir -p "$bundle/official" "$bundle/whl"
+    cp -r "$PATRACK_OFFICIAL_REPO" "$bundle/official/PATrack"
+    find "$bundle/official" -name __pycache__ -prune -exec rm -rf {} +
+    python3 -m pip download -q --no-deps --only-binary=:all: -d "$bundle/whl" easydict==1.14 timm==0.5.4
+  fi
   du -sh "$bundle"
   ;;
 run)
   lib="${2:?usage: scripts/gpu-check.sh run TORCH_LIB}"
   out="${OUT:-$root/gpu-out}"
   mkdir -p "$out"
+  bin="$(mktemp -d)/bin"
+  tar -C "$(dirname "$bin")" -xJf "$bundle/bin.tar.xz"
   export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export PATRACK_TEST_DATA="$root/tests/data" PATRACK_TEST_DEVICE=cuda
-  status=0
-  { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || true; } | tee "$out/gpu.txt"
-  "$bundle/patrack" info | tee "$out/info.txt"
-  for t in "$bundle"/tests/*; do
-    echo "=== $(basename "$t") on cuda"
-    "$t" --test-threads 1 --nocapture 2>&1 | tee "$out/$(basename "$t").log" || status=1
+  # Few files come back from such a machine: all output goes to run.log, tests.log and bench.jsonl.
+  set +e
+  exec > >(tee "$out/run.log") 2>&1
+  fails="$(mktemp)"
+  # Each part has its own time limit so that one hang cannot eat the whole call.
+  t() { local secs=$1; shift; timeout "$secs" "$@" || echo "FAILED (exit $?): $*" | tee -a "$fails"; }
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
+  "$bin/patrack" info
+  for test in "$bin"/tests/*; do
+    echo "=== $(basename "$test") on cuda"
+    t 180 "$test" --test-threads 1 --nocapture > "$fails.test" 2>&1
+    cat "$fails.test" >> "$out/tests.log"
+    grep -E "^test |test result" "$fails.test"
   done
-  "$bundle/patrack" bench --devices cuda --precisions fp32,bf16,fp16 --runs 50 --warmup 10 \
-      --json "$out/bench.jsonl" 2>&1 | tee "$out/bench.md" || status=1
-  "$bundle/patrack" bench --devices cpu --precisions fp32 --runs 5 --warmup 1 \
-      --json "$out/bench.jsonl" 2>&1 | tee -a "$out/bench.md" || status=1
+  echo "=== patrack bench, official ViT-B, cuda"
+  t 240 "$bin/patrack" bench --devices cuda --precisions fp32,bf16,fp16 --runs 200 --warmup 20 \
+      --json "$out/bench.jsonl"
+  if [ -d "$bundle/official/PATrack" ]; then
+    echo "=== official PyTorch eager module and tracker, same card"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/patrack-site "$bundle"/whl/*.whl
+    for prec in fp32 bf16; do
+      check=(); [ "$prec" = fp32 ] && check=(--check-golden "$root/tests/data/model.safetensors")
+      PYTHONPATH=/tmp/patrack-site PYTHONUNBUFFERED=1 t 240 python3 "$root/scripts/bench_official.py" \
+          --official-repo "$bundle/official/PATrack" --device cuda --precision "$prec" \
+          --runs 200 --warmup 20 "${check[@]}" > "$fails.py" 2>&1
+      grep -v " ms: " "$fails.py"
+    done
+  fi
+  echo "=== launch-overhead floor: the same code with small and tiny sizes"
+  t 120 "$bin/patrack" bench --devices cuda --precisions fp32,bf16 --config small --runs 200 --warmup 20 \
+      --json "$out/bench.jsonl"
+  t 120 "$bin/patrack" bench --devices cuda --precisions bf16 --config tiny --runs 200 --warmup 20 \
+      --json "$out/bench.jsonl"
+  echo "=== cpu of this machine, for reference"
+  t 120 "$bin/patrack" bench --devices cpu --precisions fp32,bf16 --runs 5 --warmup 1 --json "$out/bench.jsonl"
   echo "=== training on cuda: 50 steps of the small RGB-only base on synthetic scenes"
-  "$bundle/patrack" train --stage base --config small --device cuda --steps 50 --batch 16 \
-      --synth-sequences 40 --checkpoint-every 0 --out "$out/train-base" 2>&1 | tail -n 5 | tee "$out/train.log" || status=1
-  echo; echo "=== summary"; grep -h "test result" "$out"/*.log || true; tail -n 6 "$out/bench.md"
+  t 180 "$bin/patrack" train --stage base --config small --device cuda --steps 50 --batch 16 \
+      --synth-sequences 40 --checkpoint-every 0 --out "$(mktemp -d)" > "$fails.train" 2>&1
+  tail -n 4 "$fails.train"
+  echo; echo "=== summary"
+  grep -h "test result" "$out/tests.log"
+  grep -h -E "GOLDEN|OFFICIAL_" "$out/run.log"
+  cat "$fails"
+  status=0; [ -s "$fails" ] && status=1
   exit $status
   ;;
 *)
