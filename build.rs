@@ -2,7 +2,12 @@
 //!    was built against, plus one relative to the binary for a checkout that was moved or copied
 //!    (`target/<profile>/patrack` -> `.libtorch/torch/lib`). LD_LIBRARY_PATH still overrides both.
 //! 2. Compiles `csrc/shim.cpp`: the TF32 switch and the version string, which tch does not expose.
-use std::path::PathBuf;
+//! 3. With the `cuda` feature, compiles `csrc/cuda_graph.cpp` (CUDA graph capture/replay) and
+//!    links libtorch_cuda. It needs a CUDA build of libtorch (`scripts/fetch-libtorch.sh --cuda`)
+//!    and the CUDA runtime headers: `CUDA_INCLUDE_DIR`, else the `nvidia/cu13/include` of the
+//!    NVIDIA wheels beside `torch/` (the layout of that script and of a pip install), else
+//!    `$CUDA_HOME/include` or `/usr/local/cuda/include`; libcudart.so.13 likewise (`CUDA_LIB_DIR`).
+use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/shim.cpp");
@@ -21,4 +26,61 @@ fn main() {
         .flag("-w")
         .define("_GLIBCXX_USE_CXX11_ABI", "1")
         .compile("patrack_shim");
+
+    if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
+        build_cuda_graph(&lib, &include);
+    }
+}
+
+fn build_cuda_graph(lib: &Path, include: &Path) {
+    println!("cargo:rerun-if-changed=csrc/cuda_graph.cpp");
+    println!("cargo:rerun-if-env-changed=CUDA_INCLUDE_DIR");
+    println!("cargo:rerun-if-env-changed=CUDA_HOME");
+    if !lib.join("libtorch_cuda.so").exists() {
+        panic!(
+            "the `cuda` feature needs a CUDA build of libtorch, but {} has no libtorch_cuda.so \
+             (scripts/fetch-libtorch.sh --cuda, then LIBTORCH=<dest>/torch)",
+            lib.display()
+        );
+    }
+    let mut candidates: Vec<PathBuf> = std::env::var_os("CUDA_INCLUDE_DIR").map(PathBuf::from).into_iter().collect();
+    if let Some(site) = lib.parent().and_then(Path::parent) {
+        candidates.push(site.join("nvidia/cu13/include"));
+    }
+    if let Some(home) = std::env::var_os("CUDA_HOME") {
+        candidates.push(PathBuf::from(home).join("include"));
+    }
+    candidates.push(PathBuf::from("/usr/local/cuda/include"));
+    let cuda_include = candidates.iter().find(|d| d.join("cuda_runtime_api.h").exists()).unwrap_or_else(|| {
+        panic!("the `cuda` feature needs the CUDA runtime headers (cuda_runtime_api.h); looked in {candidates:?}")
+    });
+    cc::Build::new()
+        .cpp(true)
+        .file("csrc/cuda_graph.cpp")
+        .include(include)
+        .include(include.join("torch/csrc/api/include"))
+        .include(cuda_include)
+        .flag("-std=c++17")
+        .flag("-w")
+        .define("_GLIBCXX_USE_CXX11_ABI", "1")
+        .compile("patrack_cuda_graph");
+    println!("cargo:rustc-link-lib=dylib=torch_cuda");
+    println!("cargo:rustc-link-lib=dylib=c10_cuda");
+    // The CUDA runtime of the wheels (libtorch_cuda's own), found the way the headers were.
+    let mut lib_dirs: Vec<PathBuf> = std::env::var_os("CUDA_LIB_DIR").map(PathBuf::from).into_iter().collect();
+    if let Some(site) = lib.parent().and_then(Path::parent) {
+        lib_dirs.push(site.join("nvidia/cu13/lib"));
+    }
+    if let Some(home) = std::env::var_os("CUDA_HOME") {
+        lib_dirs.push(PathBuf::from(home).join("lib64"));
+    }
+    lib_dirs.push(PathBuf::from("/usr/local/cuda/lib64"));
+    let cudart = lib_dirs.iter().find(|d| d.join("libcudart.so.13").exists()).unwrap_or_else(|| {
+        panic!("the `cuda` feature needs libcudart.so.13 (CUDA_LIB_DIR); looked in {lib_dirs:?}")
+    });
+    println!("cargo:rerun-if-env-changed=CUDA_LIB_DIR");
+    println!("cargo:rustc-link-search=native={}", cudart.display());
+    println!("cargo:rustc-link-lib=dylib:+verbatim=libcudart.so.13");
+    println!("cargo:rustc-link-arg=-Wl,-rpath,{}", cudart.display());
+    println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../../.libtorch/nvidia/cu13/lib");
 }

@@ -62,6 +62,9 @@ if [ "$cuda" = 1 ]; then
   # (the library wheels are py3-none-manylinux: the host's own platform tags select them)
   python3 -m pip download --quiet --only-binary=:all: -d "$wheels" $reqs
   set +f
+  # The CUDA runtime headers are complete only with the crt/ folder of nvidia-cuda-crt (needed to
+  # build the `cuda` feature's CUDA graph shim).
+  pip_dl "nvidia-cuda-crt==13.0.*"
   for w in "$wheels"/nvidia_*.whl; do unzip -q -o "$w" 'nvidia/*' -d "$dest"; done
   missing=$(ldd "$dest/torch/lib/libtorch_cuda.so" | grep "not found" || true)
   [ -z "$missing" ] || { echo "error: libtorch_cuda.so still misses libraries:" >&2; echo "$missing" >&2; exit 1; }

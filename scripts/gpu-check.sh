@@ -2,8 +2,10 @@
 # GPU checks in one call on a machine with an NVIDIA GPU and a torch 2.11.0 install but no Rust.
 #
 #   scripts/gpu-check.sh build            # here: release binary + parity test binaries -> .gpu-bundle/
-#   scripts/gpu-check.sh run TORCH_LIB    # there: CUDA parity tests, benchmark, a short CUDA training run;
-#                                         # results in $OUT or ./gpu-out
+#   scripts/gpu-check.sh run TORCH_LIB [--quick]
+#                                         # there: CUDA parity tests, benchmark, a short CUDA training run;
+#                                         # results in $OUT or ./gpu-out. --quick: parity tests and
+#                                         # patrack's own benchmark only (no official baseline, no training)
 #
 # TORCH_LIB is the torch/lib folder of a torch 2.11.0 (CUDA) install, e.g.
 # <venv>/lib/python3.12/site-packages/torch/lib. The test binaries find their fixtures through
@@ -13,6 +15,9 @@
 # code and the two pure-Python packages it needs beyond a stock torch install (easydict, timm
 # 0.5.4; fetched with pip download) are bundled too, and `run` times the official PyTorch eager
 # module and tracker on the same card with scripts/bench_official.py (golden check first).
+# With LIBTORCH_CUDA=<the torch/ folder of a CUDA build of libtorch 2.11.0> (scripts/fetch-libtorch.sh
+# --cuda, or a pip install of torch) the bundle is built with the `cuda` feature (CUDA graphs) in
+# target-cuda/, and the CUDA graph tests are bundled too; without it the network runs eagerly.
 # The binaries travel stripped and compressed: the machine takes a limited working tree.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -22,10 +27,14 @@ bundle="$root/.gpu-bundle"
 case "${1:-}" in
 build)
   rm -rf "$bundle" && mkdir -p "$bundle/bin/tests"
-  cargo build --release --bin patrack
-  cp target/release/patrack "$bundle/bin/"
-  cargo test --release --no-run --message-format=json \
-      --test model_parity --test adapters_parity --test tracker_golden 2>/dev/null |
+  features=() tests=(--test model_parity --test adapters_parity --test tracker_golden)
+  if [ -n "${LIBTORCH_CUDA:-}" ]; then
+    export LIBTORCH="$LIBTORCH_CUDA" CARGO_TARGET_DIR="$root/target-cuda"
+    features=(--features cuda) tests+=(--test cuda_graph)
+  fi
+  cargo build --release --bin patrack "${features[@]}"
+  cp "${CARGO_TARGET_DIR:-target}/release/patrack" "$bundle/bin/"
+  cargo test --release --no-run --message-format=json "${features[@]}" "${tests[@]}" 2>/dev/null |
     python3 -c '
 import json, sys, shutil
 for line in sys.stdin:
@@ -45,12 +54,14 @@ for line in sys.stdin:
   du -sh "$bundle"
   ;;
 run)
-  lib="${2:?usage: scripts/gpu-check.sh run TORCH_LIB}"
+  lib="${2:?usage: scripts/gpu-check.sh run TORCH_LIB [--quick]}"
+  quick=0; [ "${3:-}" = --quick ] && quick=1
   out="${OUT:-$root/gpu-out}"
   mkdir -p "$out"
   bin="$(mktemp -d)/bin"
   tar -C "$(dirname "$bin")" -xJf "$bundle/bin.tar.xz"
-  export LD_LIBRARY_PATH="$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # torch/lib, and the CUDA runtime of the NVIDIA wheels beside torch/ (pip layout)
+  export LD_LIBRARY_PATH="$lib:$lib/../../nvidia/cu13/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export PATRACK_TEST_DATA="$root/tests/data" PATRACK_TEST_DEVICE=cuda
   # Few files come back from such a machine: all output goes to run.log, tests.log and bench.jsonl.
   set +e
@@ -66,10 +77,15 @@ run)
     cat "$fails.test" >> "$out/tests.log"
     grep -E "^test |test result" "$fails.test"
   done
-  echo "=== patrack bench, official ViT-B, cuda"
+  echo "=== patrack bench, official ViT-B, cuda: CUDA graph (when built in), OpenCV-exact CPU crop"
   t 240 "$bin/patrack" bench --devices cuda --precisions fp32,bf16,fp16 --runs 200 --warmup 20 \
       --json "$out/bench.jsonl"
-  if [ -d "$bundle/official/PATrack" ]; then
+  echo "=== the same, eager network; and with the crop on the GPU"
+  t 120 "$bin/patrack" bench --devices cuda --precisions fp32,bf16 --runs 200 --warmup 20 --no-cuda-graph \
+      --json "$out/bench.jsonl"
+  t 120 "$bin/patrack" bench --devices cuda --precisions bf16 --runs 200 --warmup 20 --crop-on-device \
+      --json "$out/bench.jsonl"
+  if [ "$quick" = 0 ] && [ -d "$bundle/official/PATrack" ]; then
     echo "=== official PyTorch eager module and tracker, same card"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target /tmp/patrack-site "$bundle"/whl/*.whl
@@ -77,21 +93,16 @@ run)
       check=(); [ "$prec" = fp32 ] && check=(--check-golden "$root/tests/data/model.safetensors")
       PYTHONPATH=/tmp/patrack-site PYTHONUNBUFFERED=1 t 240 python3 "$root/scripts/bench_official.py" \
           --official-repo "$bundle/official/PATrack" --device cuda --precision "$prec" \
-          --runs 200 --warmup 20 "${check[@]}" > "$fails.py" 2>&1
+          --runs 100 --warmup 20 "${check[@]}" > "$fails.py" 2>&1
       grep -v " ms: " "$fails.py"
     done
   fi
-  echo "=== launch-overhead floor: the same code with small and tiny sizes"
-  t 120 "$bin/patrack" bench --devices cuda --precisions fp32,bf16 --config small --runs 200 --warmup 20 \
-      --json "$out/bench.jsonl"
-  t 120 "$bin/patrack" bench --devices cuda --precisions bf16 --config tiny --runs 200 --warmup 20 \
-      --json "$out/bench.jsonl"
-  echo "=== cpu of this machine, for reference"
-  t 120 "$bin/patrack" bench --devices cpu --precisions fp32,bf16 --runs 5 --warmup 1 --json "$out/bench.jsonl"
-  echo "=== training on cuda: 50 steps of the small RGB-only base on synthetic scenes"
-  t 180 "$bin/patrack" train --stage base --config small --device cuda --steps 50 --batch 16 \
-      --synth-sequences 40 --checkpoint-every 0 --out "$(mktemp -d)" > "$fails.train" 2>&1
-  tail -n 4 "$fails.train"
+  if [ "$quick" = 0 ]; then
+    echo "=== training on cuda: 50 steps of the small RGB-only base on synthetic scenes"
+    t 180 "$bin/patrack" train --stage base --config small --device cuda --steps 50 --batch 16 \
+        --synth-sequences 40 --checkpoint-every 0 --out "$(mktemp -d)" > "$fails.train" 2>&1
+    tail -n 4 "$fails.train"
+  fi
   echo; echo "=== summary"
   grep -h "test result" "$out/tests.log"
   grep -h -E "GOLDEN|OFFICIAL_" "$out/run.log"

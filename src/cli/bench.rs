@@ -10,6 +10,7 @@ use tch::{Device, Kind, Tensor};
 
 use super::common::{build_model, ModelArgs};
 use crate::device::{device_name, Precision};
+use crate::model::GraphedTrack;
 use crate::sensor::ImageU8;
 use crate::tracker::{BoxXywh, Tracker, TrackerConfig};
 
@@ -43,6 +44,12 @@ pub struct Args {
     /// what flushing gains.
     #[arg(long)]
     pub keep_denormals: bool,
+    /// On CUDA, run the network eagerly instead of as a captured CUDA graph.
+    #[arg(long)]
+    pub no_cuda_graph: bool,
+    /// On CUDA, crop and resize on the GPU instead of the OpenCV-exact CPU crop.
+    #[arg(long)]
+    pub crop_on_device: bool,
     /// Internal: measure one device/precision in this process and print one JSON row.
     #[arg(long, hide = true)]
     pub single: bool,
@@ -67,6 +74,9 @@ pub struct Row {
     /// Whether denormal floats were flushed to zero (the CLI default).
     #[serde(default)]
     pub flush_denormals: bool,
+    /// How the network ran: `eager` or `cuda-graph`; `+device-crop` when cropping on the GPU.
+    #[serde(default)]
+    pub mode: String,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -86,8 +96,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             cmd.args(["bench", "--single", "--device", dev, "--precision", prec]);
             cmd.args(["--runs", &args.runs.to_string(), "--warmup", &args.warmup.to_string()]);
             cmd.args(["--frame", &args.frame, "--config", &args.model.config]);
-            if args.keep_denormals {
-                cmd.arg("--keep-denormals");
+            for (flag, on) in [
+                ("--keep-denormals", args.keep_denormals),
+                ("--no-cuda-graph", args.no_cuda_graph),
+                ("--crop-on-device", args.crop_on_device),
+            ] {
+                if on {
+                    cmd.arg(flag);
+                }
             }
             if let Some(m) = &args.model.model {
                 cmd.arg("--model").arg(m);
@@ -120,15 +136,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "| device | precision | config | threads | network ms (p10-p90) | full step ms (p10-p90) | steps/s | peak RSS MB | peak GPU MB |"
+        "| device | precision | config | mode | threads | network ms (p10-p90) | full step ms (p10-p90) | steps/s | peak RSS MB | peak GPU MB |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {} | {} | {:.1} ({:.1}-{:.1}) | {:.1} ({:.1}-{:.1}) | {:.2} | {:.0} | {} |",
+            "| {} | {} | {} | {} | {} | {:.2} ({:.2}-{:.2}) | {:.2} ({:.2}-{:.2}) | {:.2} | {:.0} | {} |",
             r.device,
             r.precision,
             r.config,
+            r.mode,
             r.threads,
             r.network_ms_median,
             r.network_ms_p10,
@@ -189,14 +206,33 @@ fn measure(args: &Args) -> anyhow::Result<Row> {
     let z = Tensor::randn([1, 6, cfg.template_size, cfg.template_size], (Kind::Float, Device::Cpu));
     let x = Tensor::randn([1, 6, cfg.search_size, cfg.search_size], (Kind::Float, Device::Cpu)).to_device(device);
     let z_tokens = model.embed_template(&z);
-    let (net_med, net_p10, net_p90) = time_ms(device, args.warmup, args.runs, || {
-        let _ = model.track(&z_tokens, &x);
+    let mut graph = None;
+    if device.is_cuda() && !args.no_cuda_graph {
+        match GraphedTrack::capture(&model, &z_tokens, &x) {
+            Ok(g) => graph = Some(g),
+            Err(e) => eprintln!("warning: {e}; measuring the eager network"),
+        }
+    }
+    let graphed = graph.is_some();
+    let (net_med, net_p10, net_p90) = time_ms(device, args.warmup, args.runs, || match &mut graph {
+        Some(g) => {
+            g.run(&z_tokens, &x).expect("replaying the captured graph");
+        }
+        None => {
+            let _ = model.track(&z_tokens, &x);
+        }
     });
+    drop(graph);
 
     let (w, h) = parse_frame(&args.frame)?;
     let frame = synthetic_frame(w, h);
-    let mut tracker =
-        Tracker::new(model, TrackerConfig { lost_frames: 0, ..Default::default() }).map_err(anyhow::Error::msg)?;
+    let tracker_cfg = TrackerConfig {
+        lost_frames: 0,
+        cuda_graph: graphed,
+        crop_on_device: args.crop_on_device,
+        ..Default::default()
+    };
+    let mut tracker = Tracker::new(model, tracker_cfg).map_err(anyhow::Error::msg)?;
     let init = BoxXywh::new(w as f64 * 0.45, h as f64 * 0.45, w as f64 * 0.1, h as f64 * 0.1);
     tracker.init(&frame, init)?;
     let (step_med, step_p10, step_p90) = time_ms(device, args.warmup, args.runs, || {
@@ -219,6 +255,11 @@ fn measure(args: &Args) -> anyhow::Result<Row> {
         peak_rss_mb: peak_rss_mb(),
         peak_gpu_mb: crate::device::peak_gpu_mb(device),
         flush_denormals: !args.keep_denormals,
+        mode: format!(
+            "{}{}",
+            if graphed { "cuda-graph" } else { "eager" },
+            if args.crop_on_device && device.is_cuda() { "+device-crop" } else { "" }
+        ),
     })
 }
 

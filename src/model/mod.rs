@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod graph;
 pub mod hashinit;
 pub mod head;
 pub mod load;
@@ -20,6 +21,7 @@ pub mod vit;
 pub mod weights;
 
 pub use config::ModelConfig;
+pub use graph::{GraphError, GraphedTrack};
 pub use head::HeadOutput;
 pub use load::{load_file, LoadError};
 pub use vit::Capture;

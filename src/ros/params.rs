@@ -131,6 +131,10 @@ pub struct NodeParams {
     pub device: String,
     /// `fp32`, `bf16` or `fp16`.
     pub precision: String,
+    /// On CUDA, run the network as a captured CUDA graph (builds with the `cuda` feature).
+    pub cuda_graph: bool,
+    /// On CUDA, crop/resize on the GPU instead of the OpenCV-exact CPU crop.
+    pub crop_on_device: bool,
     /// The aux camera: thermal, depth or event.
     pub modality: Modality,
     /// Subscribe to `<topic>/compressed` (`sensor_msgs/CompressedImage`) instead of raw images.
@@ -158,6 +162,8 @@ impl Default for NodeParams {
             model_config: "vit_base".into(),
             device: "cuda:0".into(),
             precision: "bf16".into(),
+            cuda_graph: true,
+            crop_on_device: false,
             modality: Modality::Thermal,
             use_compressed: false,
             initial_bbox: [0.0; 4],
@@ -313,6 +319,8 @@ impl NodeParams {
             lost_threshold: self.tracker.lost_threshold as f32,
             lost_frames: self.tracker.lost_frames,
             lost_search_scale: self.tracker.lost_search_scale,
+            cuda_graph: self.cuda_graph,
+            crop_on_device: self.crop_on_device,
             ..TrackerConfig::default()
         }
     }

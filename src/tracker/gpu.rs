@@ -21,16 +21,24 @@ pub fn crop_normalize(
     device: Device,
 ) -> Result<(Tensor, usize, f64), PreprocessError> {
     let w = crop_window(bbox.to_array(), factor, frame.width, frame.height)?;
-    let (c, fw, fh) = (frame.channels as i64, frame.width as i64, frame.height as i64);
+    let (c, fw) = (frame.channels as i64, frame.width as i64);
     let crop = w.crop_size_px as i64;
     // The frame region the crop copies (the rest is zero padding).
     let x0 = w.x1_px + w.pad_left_px as i64;
     let y0 = w.y1_px + w.pad_top_px as i64;
     let x1 = w.x1_px + crop - w.pad_right_px as i64;
     let y1 = w.y1_px + crop - w.pad_bottom_px as i64;
-    let frame_t = Tensor::f_from_slice(&frame.data)?.f_view([fh, fw, c])?.f_to_device(device)?;
     let region = if x1 > x0 && y1 > y0 {
-        frame_t.narrow(0, y0, y1 - y0).narrow(1, x0, x1 - x0)
+        // Only the rows the crop covers travel to the device (a contiguous part of the frame).
+        let inconsistent = || PreprocessError::InconsistentImage {
+            width: frame.width,
+            height: frame.height,
+            channels: frame.channels,
+            len: frame.data.len(),
+        };
+        let rows = frame.data.get((y0 * fw * c) as usize..(y1 * fw * c) as usize).ok_or_else(inconsistent)?;
+        let rows = Tensor::f_from_slice(rows)?.f_view([y1 - y0, fw, c])?.f_to_device(device)?;
+        rows.narrow(1, x0, x1 - x0)
     } else {
         Tensor::zeros([0, 0, c], (Kind::Uint8, device))
     };

@@ -7,7 +7,7 @@ use super::decode::{decode, hann2d, DecodeError, HostMaps};
 use super::geometry::{clip_box, map_back, BoxXywh};
 use super::gpu;
 use super::preprocess::{self, sample_target, Crop, PreprocessError};
-use crate::model::{HeadOutput, PATrack};
+use crate::model::{GraphedTrack, HeadOutput, PATrack};
 use crate::sensor::ImageU8;
 
 /// Tracker settings. Defaults are the reference values (`rgbt.yaml`).
@@ -26,6 +26,14 @@ pub struct TrackerConfig {
     pub lost_search_scale: f64,
     /// Margin in pixels that `clip_box` keeps inside the image (reference: 10).
     pub clip_margin: f64,
+    /// On CUDA, run the network as a captured CUDA graph (needs the `cuda` build feature;
+    /// without it, or when capture fails, the network runs eagerly with a warning).
+    pub cuda_graph: bool,
+    /// On CUDA, crop and resize on the GPU from one upload of the frame instead of the
+    /// OpenCV-exact CPU crop. Faster for large frames, but its bilinear resize differs from
+    /// OpenCV's fixed-point one by up to one grey level, so tracks drift from the reference by
+    /// fractions of a pixel.
+    pub crop_on_device: bool,
 }
 
 impl Default for TrackerConfig {
@@ -37,6 +45,8 @@ impl Default for TrackerConfig {
             lost_frames: 10,
             lost_search_scale: 1.0,
             clip_margin: 10.0,
+            cuda_graph: true,
+            crop_on_device: false,
         }
     }
 }
@@ -144,6 +154,10 @@ pub struct Tracker {
     status: TargetState,
     misses: u32,
     last_score: f32,
+    /// The network captured as a CUDA graph (made at the first step on CUDA).
+    graph: Option<GraphedTrack>,
+    /// Capture was tried and failed: run eagerly from then on.
+    graph_failed: bool,
 }
 
 impl Tracker {
@@ -160,6 +174,8 @@ impl Tracker {
             status: TargetState::Uninitialised,
             misses: 0,
             last_score: 0.0,
+            graph: None,
+            graph_failed: false,
         })
     }
 
@@ -259,10 +275,37 @@ impl Tracker {
         };
         let out = self.model.cfg.search_size as usize;
         let (x, crop_size, resize_factor) = self.crop_tensor(frame, prev, factor, out)?;
-        let head = self.model.track(&z_tokens, &x);
+        let head = self.network(&z_tokens, &x);
         let (maps, unclipped, new_box, score) = self.finish(&head, prev, resize_factor, frame)?;
         let result = self.update_state(new_box, score);
         Ok((result, StepDetail { prev_state: prev, crop_size, resize_factor, maps, unclipped }))
+    }
+
+    /// The network on one crop: the CUDA graph when enabled and possible, else eagerly.
+    fn network(&mut self, z_tokens: &Tensor, x: &Tensor) -> HeadOutput {
+        if self.cfg.cuda_graph && self.model.device().is_cuda() && !self.graph_failed {
+            if self.graph.is_none() {
+                match GraphedTrack::capture(&self.model, z_tokens, x) {
+                    Ok(g) => {
+                        log::info!("network captured as a CUDA graph");
+                        self.graph = Some(g);
+                    }
+                    Err(e) => {
+                        log::warn!("{e}; running the network eagerly");
+                        self.graph_failed = true;
+                    }
+                }
+            }
+            if let Some(g) = &mut self.graph {
+                match g.run(z_tokens, x) {
+                    Ok(head) => return head,
+                    Err(e) => log::warn!("{e}; running the network eagerly from now on"),
+                }
+                self.graph = None;
+                self.graph_failed = true;
+            }
+        }
+        self.model.track(z_tokens, x)
     }
 
     /// Decode, map back and clip: from the network's maps to the new box.
@@ -307,8 +350,9 @@ impl Tracker {
         TrackResult { bbox, score, state: self.status }
     }
 
-    /// The normalised (1, 6, out, out) crop on the model's device. On CUDA the frame is uploaded
-    /// once and cropped/resized there; on the CPU the OpenCV-exact path is used.
+    /// The normalised (1, 6, out, out) crop on the model's device: the OpenCV-exact crop on the
+    /// CPU (uploaded as bytes, normalised on the device), or with `crop_on_device` the frame
+    /// uploaded once and cropped/resized on the GPU.
     fn crop_tensor(
         &self,
         frame: &ImageU8,
@@ -317,12 +361,12 @@ impl Tracker {
         out: usize,
     ) -> Result<(Tensor, usize, f64), TrackError> {
         let device = self.model.device();
-        if device != Device::Cpu {
+        if device != Device::Cpu && self.cfg.crop_on_device {
             let g = gpu::crop_normalize(frame, bbox, factor, out, device)?;
             return Ok(g);
         }
         let crop: Crop = sample_target(frame, bbox.to_array(), factor, out)?;
-        Ok((preprocess::normalize_to_tensor(&crop.patch)?, crop.crop_size, crop.resize_factor))
+        Ok((preprocess::normalize_on(&crop.patch, device)?, crop.crop_size, crop.resize_factor))
     }
 }
 
