@@ -54,8 +54,9 @@ for line in sys.stdin:
   du -sh "$bundle"
   ;;
 run)
-  lib="${2:?usage: scripts/gpu-check.sh run TORCH_LIB [--quick]}"
-  quick=0; [ "${3:-}" = --quick ] && quick=1
+  lib="${2:?usage: scripts/gpu-check.sh run TORCH_LIB [--quick|--demo-only]}"
+  quick=0 demo_only=0
+  case "${3:-}" in --quick) quick=1 ;; --demo-only) demo_only=1 ;; esac
   out="${OUT:-$root/gpu-out}"
   mkdir -p "$out"
   bin="$(mktemp -d)/bin"
@@ -71,6 +72,24 @@ run)
   t() { local secs=$1; shift; timeout "$secs" "$@" || echo "FAILED (exit $?): $*" | tee -a "$fails"; }
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
   "$bin/patrack" info
+  echo "=== demo: a trained small RGB-T model on a synthetic sequence, CPU fp32 vs CUDA fp32 and bf16"
+  demo="$(mktemp -d)"
+  t 60 "$bin/patrack" synth --modality thermal --sequences 2 --frames 80 --seed 1000 --out "$demo/data" > /dev/null
+  for run in cpu:fp32 cuda:fp32 cuda:bf16; do
+    t 120 "$bin/patrack" run --sequence "$demo/data/0001_dark" --model "$root/models/patrack_small_rgbt.safetensors" \
+        --device "${run%:*}" --precision "${run#*:}" --out "$demo/${run/:/-}" 2>&1 | grep -E "mean IoU|error|FAILED" | sed "s/^/$run: /"
+  done
+  python3 - "$demo" <<'PY' || echo "FAILED: demo box comparison" | tee -a "$fails"
+import csv, sys
+rows = lambda name: list(csv.DictReader(open(f"{sys.argv[1]}/{name}/boxes.csv")))
+ref = rows("cpu-fp32")
+for name in ("cuda-fp32", "cuda-bf16"):
+    got = rows(name)
+    d = max(abs(float(a[k]) - float(b[k])) for a, b in zip(ref, got) for k in "xywh")
+    print(f"{name} vs cpu-fp32: {len(got)} frames, max box coordinate difference {d:.3f} px")
+    assert len(got) == len(ref)
+PY
+  if [ "$demo_only" = 1 ]; then cat "$fails"; [ -s "$fails" ] && exit 1; exit 0; fi
   for test in "$bin"/tests/*; do
     echo "=== $(basename "$test") on cuda"
     t 180 "$test" --test-threads 1 --nocapture > "$fails.test" 2>&1
