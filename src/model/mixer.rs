@@ -45,6 +45,12 @@ impl HighMixer {
             None => pool_in,
         };
         let pooled = pool_in.max_pool2d([3, 3], [1, 1], [1, 1], [1, 1], false);
+        // The separator itself pooled to -inf; zero it so that no inf/NaN reaches `proj2` (its
+        // gradient would be NaN even where the result is discarded).
+        let pooled = match inside {
+            Some(mask) => pooled.where_scalarother(mask, 0.0),
+            None => pooled,
+        };
         let px = self.proj2.forward(&pooled).gelu("none");
         (cx, px)
     }
@@ -227,6 +233,26 @@ mod tests {
             let scale = b.abs().max().double_value(&[]);
             assert!(d <= 1e-6 * scale, "{template}/{search}: max diff {d} at scale {scale}");
         }
+    }
+
+    /// Training runs through the canvas too: every gradient must be finite (the separator holds
+    /// -inf inside the max-pool branch).
+    #[test]
+    fn canvas_gradients_are_finite() {
+        let cfg = ModelConfig { embed_dim: 16, ..ModelConfig::tiny() };
+        let vs = nn::VarStore::new(Device::Cpu);
+        tch::manual_seed(5);
+        let mixer = Mixer::new(vs.root(), &cfg);
+        assert!(mixer.canvas.is_some());
+        let l = cfg.template_feat().pow(2) + cfg.search_feat().pow(2);
+        let t = Tensor::randn([2, l, 16], (Kind::Float, Device::Cpu)).set_requires_grad(true);
+        mixer.forward(&t).square().sum(Kind::Float).backward();
+        for (name, var) in vs.variables() {
+            let g = var.grad();
+            assert!(g.defined(), "{name}: no gradient");
+            assert!(g.isfinite().all().int64_value(&[]) == 1, "{name}: non-finite gradient");
+        }
+        assert!(t.grad().isfinite().all().int64_value(&[]) == 1, "input gradient");
     }
 
     #[test]
