@@ -35,7 +35,6 @@ fn main() {
 
 fn build_cuda_graph(lib: &Path, include: &Path) {
     println!("cargo:rerun-if-changed=csrc/cuda_graph.cpp");
-    println!("cargo:rerun-if-env-changed=CUDA_INCLUDE_DIR");
     println!("cargo:rerun-if-env-changed=CUDA_HOME");
     println!("cargo:rerun-if-env-changed=PATRACK_CUDA_TYPECHECK");
     if std::env::var_os("PATRACK_CUDA_TYPECHECK").is_some() {
@@ -51,17 +50,7 @@ fn build_cuda_graph(lib: &Path, include: &Path) {
             lib.display()
         );
     }
-    let mut candidates: Vec<PathBuf> = std::env::var_os("CUDA_INCLUDE_DIR").map(PathBuf::from).into_iter().collect();
-    if let Some(site) = lib.parent().and_then(Path::parent) {
-        candidates.push(site.join("nvidia/cu13/include"));
-    }
-    if let Some(home) = std::env::var_os("CUDA_HOME") {
-        candidates.push(PathBuf::from(home).join("include"));
-    }
-    candidates.push(PathBuf::from("/usr/local/cuda/include"));
-    let cuda_include = candidates.iter().find(|d| d.join("cuda_runtime_api.h").exists()).unwrap_or_else(|| {
-        panic!("the `cuda` feature needs the CUDA runtime headers (cuda_runtime_api.h); looked in {candidates:?}")
-    });
+    let cuda_include = find_cuda_dir(lib, "CUDA_INCLUDE_DIR", "include", "include", "cuda_runtime_api.h");
     cc::Build::new()
         .cpp(true)
         .file("csrc/cuda_graph.cpp")
@@ -75,21 +64,29 @@ fn build_cuda_graph(lib: &Path, include: &Path) {
     println!("cargo:rustc-link-lib=dylib=torch_cuda");
     println!("cargo:rustc-link-lib=dylib=c10_cuda");
     // The CUDA runtime of the wheels (libtorch_cuda's own), found the way the headers were.
-    let mut lib_dirs: Vec<PathBuf> = std::env::var_os("CUDA_LIB_DIR").map(PathBuf::from).into_iter().collect();
-    if let Some(site) = lib.parent().and_then(Path::parent) {
-        lib_dirs.push(site.join("nvidia/cu13/lib"));
-    }
-    if let Some(home) = std::env::var_os("CUDA_HOME") {
-        lib_dirs.push(PathBuf::from(home).join("lib64"));
-    }
-    lib_dirs.push(PathBuf::from("/usr/local/cuda/lib64"));
-    let cudart = lib_dirs
-        .iter()
-        .find(|d| d.join("libcudart.so.13").exists())
-        .unwrap_or_else(|| panic!("the `cuda` feature needs libcudart.so.13 (CUDA_LIB_DIR); looked in {lib_dirs:?}"));
-    println!("cargo:rerun-if-env-changed=CUDA_LIB_DIR");
+    let cudart = find_cuda_dir(lib, "CUDA_LIB_DIR", "lib", "lib64", "libcudart.so.13");
     println!("cargo:rustc-link-search=native={}", cudart.display());
     println!("cargo:rustc-link-lib=dylib:+verbatim=libcudart.so.13");
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", cudart.display());
     println!("cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../../.libtorch/nvidia/cu13/lib");
+}
+
+/// The first folder holding `file`: `$env`, the NVIDIA wheels' `nvidia/cu13/<wheel_sub>` beside
+/// libtorch's `torch/` (fetch-libtorch.sh and pip layouts), `$CUDA_HOME/<toolkit_sub>`, then
+/// `/usr/local/cuda/<toolkit_sub>`.
+fn find_cuda_dir(lib: &Path, env: &str, wheel_sub: &str, toolkit_sub: &str, file: &str) -> PathBuf {
+    println!("cargo:rerun-if-env-changed={env}");
+    let mut candidates: Vec<PathBuf> = std::env::var_os(env).map(PathBuf::from).into_iter().collect();
+    if let Some(site) = lib.parent().and_then(Path::parent) {
+        candidates.push(site.join("nvidia/cu13").join(wheel_sub));
+    }
+    if let Some(home) = std::env::var_os("CUDA_HOME") {
+        candidates.push(PathBuf::from(home).join(toolkit_sub));
+    }
+    candidates.push(PathBuf::from("/usr/local/cuda").join(toolkit_sub));
+    candidates
+        .iter()
+        .find(|d| d.join(file).exists())
+        .cloned()
+        .unwrap_or_else(|| panic!("the `cuda` feature needs {file} (set {env}); looked in {candidates:?}"))
 }
