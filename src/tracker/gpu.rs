@@ -1,4 +1,4 @@
-//! Crop, resize and normalise on the GPU from one upload of the frame.
+//! Crop, resize and normalise on the GPU from one upload of the rows the crop covers.
 //!
 //! Same window as the CPU path ([`crop_window`]); the resize is PyTorch's bilinear interpolation
 //! with half-pixel centres, which is what OpenCV's `INTER_LINEAR` computes up to its 11-bit

@@ -450,8 +450,7 @@ pub fn normalize_into(patch: &ImageU8, out: &mut Vec<f32>) -> Result<(), Preproc
     let plane = patch.width * patch.height;
     // The result depends only on the byte value and the channel's statistics, so a 256-entry
     // table per RGB channel computed with the exact formula gives identical values, faster.
-    let tables: [[f32; 256]; 3] =
-        std::array::from_fn(|c| std::array::from_fn(|p| (p as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c]));
+    let tables: [[f32; 256]; 3] = std::array::from_fn(normalization_table);
     out.clear();
     out.resize(plane * channels, 0.0);
     for (c, out_plane) in out.chunks_exact_mut(plane).enumerate() {
@@ -470,6 +469,11 @@ pub fn normalize_to_tensor(patch: &ImageU8) -> Result<tch::Tensor, PreprocessErr
     Ok(tch::Tensor::f_from_slice(&values)?.f_view(shape)?)
 }
 
+/// The normalised value of each byte value in RGB channel `c` (0-2).
+fn normalization_table(c: usize) -> [f32; 256] {
+    std::array::from_fn(|p| (p as f32 / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c])
+}
+
 /// [`normalize_to_tensor`] on `device`. Off the CPU the bytes are uploaded (a quarter of the
 /// floats' size) and looked up there in the same per-channel table, so the values are identical.
 pub fn normalize_on(patch: &ImageU8, device: tch::Device) -> Result<tch::Tensor, PreprocessError> {
@@ -484,9 +488,7 @@ fn normalize_by_lookup(patch: &ImageU8, device: tch::Device) -> Result<tch::Tens
     use tch::{Kind, Tensor};
     check_image(patch)?;
     let c = patch.channels as i64;
-    let table: Vec<f32> = (0..patch.channels)
-        .flat_map(|ch| (0..256).map(move |p| (p as f32 / 255.0 - IMAGENET_MEAN[ch % 3]) / IMAGENET_STD[ch % 3]))
-        .collect();
+    let table: Vec<f32> = (0..patch.channels).flat_map(|ch| normalization_table(ch % 3)).collect();
     let table = Tensor::f_from_slice(&table)?.f_to_device(device)?;
     let offsets = Tensor::f_arange_start_step(0, c * 256, 256, (Kind::Int64, device))?;
     let bytes = Tensor::f_from_slice(&patch.data)?.f_to_device(device)?;

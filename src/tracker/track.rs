@@ -29,7 +29,7 @@ pub struct TrackerConfig {
     /// On CUDA, run the network as a captured CUDA graph (needs the `cuda` build feature;
     /// without it, or when capture fails, the network runs eagerly with a warning).
     pub cuda_graph: bool,
-    /// On CUDA, crop and resize on the GPU from one upload of the frame instead of the
+    /// On CUDA, crop and resize on the GPU (uploading the rows the crop covers) instead of the
     /// OpenCV-exact CPU crop. Faster for large frames, but its bilinear resize differs from
     /// OpenCV's fixed-point one by up to one grey level, so tracks drift from the reference by
     /// fractions of a pixel.
@@ -351,8 +351,8 @@ impl Tracker {
     }
 
     /// The normalised (1, 6, out, out) crop on the model's device: the OpenCV-exact crop on the
-    /// CPU (uploaded as bytes, normalised on the device), or with `crop_on_device` the frame
-    /// uploaded once and cropped/resized on the GPU.
+    /// CPU (uploaded as bytes, normalised on the device), or with `crop_on_device` the crop's rows
+    /// uploaded and cropped/resized on the GPU.
     fn crop_tensor(
         &self,
         frame: &ImageU8,
