@@ -11,7 +11,8 @@ use patrack::ros::msgs::{
     BoundingBox2D, Detection2D, Detection2DArray, DiagnosticArray, DiagnosticStatus, Empty, Float32, Header, Image,
     Point2D, Pose2D, RosMessage, Time,
 };
-use patrack::ros::node::{Input, NodeCore, Output, Sink};
+use patrack::ros::node::{Input, NodeCore, Sink};
+use patrack::ros::output::Output;
 use patrack::ros::params::NodeParams;
 use tch::Device;
 

@@ -25,11 +25,11 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::model::PATrack;
-use crate::overlay;
 use crate::ros::msgs::{
-    BoundingBox2D, CompressedImage, Detection2D, Detection2DArray, DiagnosticArray, DiagnosticStatus, Empty, Float32,
-    Header, Image, KeyValue, MsgError, ObjectHypothesis, ObjectHypothesisWithPose, Point2D, Pose2D, RosMessage, Time,
+    CompressedImage, Detection2D, DiagnosticArray, DiagnosticStatus, Empty, Header, Image, KeyValue, MsgError,
+    RosMessage, Time,
 };
+use crate::ros::output::{self, Output};
 use crate::ros::params::{NodeParams, ParamsError};
 use crate::ros::sync::{ApproxSync, SyncError, SyncStats};
 use crate::sensor::{self, ImageU8};
@@ -118,50 +118,6 @@ impl Input {
 
     fn index(self) -> usize {
         self as usize
-    }
-}
-
-/// A topic the node publishes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Output {
-    Detections,
-    Confidence,
-    DebugImage,
-    Diagnostics,
-}
-
-impl Output {
-    pub const ALL: [Output; 4] = [Output::Detections, Output::Confidence, Output::DebugImage, Output::Diagnostics];
-
-    pub fn topic(self) -> &'static str {
-        match self {
-            Output::Detections => "~/detections",
-            Output::Confidence => "~/confidence",
-            Output::DebugImage => "~/debug_image",
-            Output::Diagnostics => "/diagnostics",
-        }
-    }
-
-    pub fn type_name(self) -> &'static str {
-        match self {
-            Output::Detections => Detection2DArray::TYPE_NAME,
-            Output::Confidence => Float32::TYPE_NAME,
-            Output::DebugImage => Image::TYPE_NAME,
-            Output::Diagnostics => DiagnosticArray::TYPE_NAME,
-        }
-    }
-}
-
-/// Expands a node-relative topic name as rcl does: `~/x` is `<ns>/<node>/x`, `x` is `<ns>/x`,
-/// `/x` stays. `namespace` is `/` or `/a/b`.
-pub fn expand_topic(topic: &str, namespace: &str, node_name: &str) -> String {
-    let ns = namespace.trim_end_matches('/');
-    if let Some(rest) = topic.strip_prefix("~/") {
-        format!("{ns}/{node_name}/{rest}")
-    } else if topic.starts_with('/') {
-        topic.to_owned()
-    } else {
-        format!("{ns}/{topic}")
     }
 }
 
@@ -870,8 +826,9 @@ impl Inference<'_> {
         self.last_answered_ns = Some(pair.stamp_ns);
         let header = pair.rgb.header().clone();
         let track_id = self.shared.stats().track_id;
-        self.shared.publish(Output::Detections, &detections(&header, result.as_ref(), &self.params.class_id, track_id));
-        self.shared.publish(Output::Confidence, &Float32 { data: result.map_or(0.0, |r| r.score) });
+        let detections = output::detections(&header, result.as_ref(), &self.params.class_id, track_id);
+        self.shared.publish(Output::Detections, &detections);
+        self.shared.publish(Output::Confidence, &output::confidence(result.as_ref()));
         let latency_ms = pair.completed.elapsed().as_secs_f64() * 1e3;
         {
             let mut stats = self.shared.stats();
@@ -898,98 +855,19 @@ impl Inference<'_> {
     }
 }
 
-/// The `~/detections` message: one detection while tracking, none while lost or uninitialised.
-pub fn detections(header: &Header, result: Option<&TrackResult>, class_id: &str, track_id: u64) -> Detection2DArray {
-    let detections = match result {
-        Some(r) if r.state == TargetState::Tracking => {
-            let (cx, cy) = r.bbox.center();
-            vec![Detection2D {
-                header: header.clone(),
-                results: vec![ObjectHypothesisWithPose {
-                    hypothesis: ObjectHypothesis { class_id: class_id.to_owned(), score: f64::from(r.score) },
-                    ..Default::default()
-                }],
-                bbox: BoundingBox2D {
-                    center: Pose2D { position: Point2D { x: cx, y: cy }, theta: 0.0 },
-                    size_x: r.bbox.w,
-                    size_y: r.bbox.h,
-                },
-                id: track_id.to_string(),
-            }]
-        }
-        _ => Vec::new(),
-    };
-    Detection2DArray { header: header.clone(), detections }
-}
-
 fn debug_loop(shared: &Shared) {
     while let Some(job) = shared.debug.take() {
         let (_, params) = shared.params();
-        let image = debug_image(&job, &params);
+        let image =
+            output::debug_image(&job.frame, &job.header, job.result.as_ref(), &params.class_id, params.debug_aux_blend);
         shared.publish(Output::DebugImage, &image);
         shared.stats().debug_images += 1;
-    }
-}
-
-/// The RGB frame, optionally blended with the aux image, with box, state and score drawn.
-fn debug_image(job: &DebugJob, params: &NodeParams) -> Image {
-    let mut rgb = overlay::rgb_of(&job.frame);
-    if params.debug_aux_blend > 0.0 {
-        if let Some(aux) = overlay::aux_of(&job.frame) {
-            rgb = overlay::blend(&rgb, &aux, params.debug_aux_blend as f32);
-        }
-    }
-    let (state, score) = job.result.map_or((TargetState::Uninitialised, 0.0), |r| (r.state, r.score));
-    let colour = overlay::state_colour(state);
-    if let Some(r) = &job.result {
-        overlay::draw_box(&mut rgb, r.bbox, colour, 2);
-    }
-    overlay::draw_text(&mut rgb, 4, 4, &format!("{} {state} {score:.2}", params.class_id), colour, 1);
-    Image {
-        header: job.header.clone(),
-        height: rgb.height as u32,
-        width: rgb.width as u32,
-        encoding: "rgb8".into(),
-        is_bigendian: 0,
-        step: (rgb.width * 3) as u32,
-        data: rgb.data,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn topics_expand_like_rcl() {
-        assert_eq!(expand_topic("~/detections", "/", "patrack"), "/patrack/detections");
-        assert_eq!(expand_topic("~/detections", "/robot", "patrack"), "/robot/patrack/detections");
-        assert_eq!(expand_topic("rgb/image", "/robot/", "patrack"), "/robot/rgb/image");
-        assert_eq!(expand_topic("rgb/image", "/", "patrack"), "/rgb/image");
-        assert_eq!(expand_topic("/diagnostics", "/robot", "patrack"), "/diagnostics");
-    }
-
-    #[test]
-    fn detections_are_empty_unless_tracking() {
-        let header = Header { stamp: Time { sec: 3, nanosec: 4 }, frame_id: "cam".into() };
-        let tracking =
-            TrackResult { bbox: BoxXywh::new(10.0, 20.0, 30.0, 40.0), score: 0.5, state: TargetState::Tracking };
-        let msg = detections(&header, Some(&tracking), "person", 7);
-        assert_eq!(msg.header, header);
-        assert_eq!(msg.detections.len(), 1);
-        let d = &msg.detections[0];
-        assert_eq!(
-            (d.bbox.center.position.x, d.bbox.center.position.y, d.bbox.size_x, d.bbox.size_y),
-            (25.0, 40.0, 30.0, 40.0)
-        );
-        assert_eq!(d.results[0].hypothesis.class_id, "person");
-        assert_eq!(d.results[0].hypothesis.score, 0.5);
-        assert_eq!(d.id, "7");
-        assert_eq!(d.header, header);
-        let lost = TrackResult { state: TargetState::Lost, ..tracking };
-        assert!(detections(&header, Some(&lost), "person", 7).detections.is_empty());
-        assert!(detections(&header, None, "person", 7).detections.is_empty());
-    }
 
     #[test]
     fn warnings_are_rate_limited_per_kind() {

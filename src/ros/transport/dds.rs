@@ -21,7 +21,8 @@ use super::{build_model, Input, Output, Sink, OUTPUT_QUEUE_DEPTH, SENSOR_QUEUE_D
 use crate::ros::msgs::{
     CompressedImage, Detection2D, Detection2DArray, DiagnosticArray, Empty, Float32, Image, RosMessage, Time,
 };
-use crate::ros::node::{expand_topic, InputMessage, NodeCore};
+use crate::ros::node::{InputMessage, NodeCore};
+use crate::ros::output::expand_topic;
 use crate::ros::params::{NodeParams, NODE_NAME};
 
 const DIAGNOSTICS_PERIOD: Duration = Duration::from_secs(1);

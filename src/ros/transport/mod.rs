@@ -20,7 +20,8 @@ pub mod dds;
 #[cfg(feature = "ros")]
 pub mod r2r;
 
-pub use crate::ros::node::{Input, Output, Sink};
+pub use crate::ros::node::{Input, Sink};
+pub use crate::ros::output::Output;
 
 use crate::model::PATrack;
 use crate::ros::params::NodeParams;
