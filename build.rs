@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-changed=csrc/shim.cpp");
+    ros_package_cfgs();
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let lib = PathBuf::from(std::env::var("DEP_TCH_LIBTORCH_LIB").expect("torch-sys exports the libtorch lib dir"));
     println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.display());
@@ -30,6 +31,30 @@ fn main() {
 
     if std::env::var_os("CARGO_FEATURE_CUDA").is_some() {
         build_cuda_graph(&lib, &include);
+    }
+}
+
+/// cfgs for what the r2r node can use from the ROS install it is built against: r2r generates
+/// these packages' types only when the install has them, and its pre-generated doc-only bindings
+/// (what CI type-checks with) lack `std_srvs` and r2r's sim-time support. So `~/reset` and
+/// `~/enable` (`patrack_std_srvs`) and `use_sim_time` (`patrack_sim_time`) are compiled for real
+/// ROS builds that have the packages, and said missing otherwise.
+fn ros_package_cfgs() {
+    println!("cargo:rerun-if-env-changed=AMENT_PREFIX_PATH");
+    for (cfg, package) in [("patrack_std_srvs", "std_srvs"), ("patrack_sim_time", "rosgraph_msgs")] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        if std::env::var_os("CARGO_FEATURE_ROS").is_none() {
+            continue;
+        }
+        let prefixes = std::env::var("AMENT_PREFIX_PATH").unwrap_or_default();
+        let found = prefixes
+            .split(':')
+            .any(|p| !p.is_empty() && Path::new(p).join("share").join(package).join("package.xml").is_file());
+        if found {
+            println!("cargo:rustc-cfg={cfg}");
+        } else if !prefixes.is_empty() {
+            println!("cargo:warning=no {package} in AMENT_PREFIX_PATH: the node is built without what needs it");
+        }
     }
 }
 

@@ -296,17 +296,17 @@ fn bad_input_is_counted_and_never_stops_the_node() {
     }
     let stats = core.stats();
     println!("{stats:?}");
-    assert_eq!(stats.malformed[0], 3, "rgb");
-    assert_eq!(stats.malformed[1], 1, "aux");
-    assert_eq!(stats.malformed[4], 1, "init");
-    assert_eq!(stats.malformed[5], 1, "reset");
+    assert_eq!(stats.malformed[Input::Rgb.index()], 3, "rgb");
+    assert_eq!(stats.malformed[Input::Aux.index()], 1, "aux");
+    assert_eq!(stats.malformed[Input::Init.index()], 1, "init");
+    assert_eq!(stats.malformed[Input::Reset.index()], 1, "reset");
     assert_eq!(stats.frame_errors, 1);
     assert_eq!(stats.inits_rejected, 3);
     let dets: Vec<Detection2DArray> = sink.take(Output::Detections);
     assert_eq!(stamps(&dets), vec![stamp(2), stamp(3)], "the node keeps answering");
     assert!(dets.iter().all(|d| d.detections.is_empty()));
 
-    let diag = core.diagnostics(Time { sec: 1, nanosec: 0 });
+    let diag = core.diagnostics(Time { sec: 1, nanosec: 0 }, &[]);
     let status = &diag.status[0];
     assert_eq!(status.level, DiagnosticStatus::WARN);
     assert_eq!(value(status, "malformed_messages_total"), "6");
@@ -329,18 +329,20 @@ fn diagnostics_report_rates_state_latency_and_device() {
     let mut p = params();
     p.initial_bbox = [40.0, 40.0, 30.0, 30.0];
     let (core, sink) = start(p);
-    let _ = core.diagnostics(Time::default()); // opens the rate window
+    let _ = core.diagnostics(Time::default(), &[]); // opens the rate window
     let window_start = Instant::now();
     for n in 0..5 {
         feed_pair(&core, n);
     }
     std::thread::sleep(Duration::from_millis(50));
     let elapsed_s = window_start.elapsed().as_secs_f64();
-    core.publish_diagnostics(Time { sec: 42, nanosec: 7 });
-    let diags: Vec<DiagnosticArray> = sink.take(Output::Diagnostics);
-    assert_eq!(diags.len(), 1);
-    assert_eq!(diags[0].header.stamp, Time { sec: 42, nanosec: 7 });
-    let status = &diags[0].status[0];
+    let diag = core.diagnostics(Time { sec: 42, nanosec: 7 }, &[("lifecycle", "active".into())]);
+    // What is published is the encoded message.
+    let diag = DiagnosticArray::decode(&diag.encode().unwrap()).unwrap();
+    assert_eq!(diag.header.stamp, Time { sec: 42, nanosec: 7 });
+    let status = &diag.status[0];
+    assert_eq!(value(status, "lifecycle"), "active");
+    assert!(sink.take::<DiagnosticArray>(Output::Diagnostics).is_empty());
     println!("{status:?}");
     assert_eq!(status.name, "patrack: tracker");
     assert_eq!(status.hardware_id, "cpu");
@@ -401,10 +403,9 @@ fn debug_image_follows_subscribers_and_the_parameter() {
     assert_eq!(px(150, 100), &input.data[i..i + 3]);
 
     sink.debug_subscribers.store(0, Ordering::SeqCst);
-    core.set_parameter("publish_debug_image", serde_yaml::Value::Bool(true)).unwrap();
+    core.update_params(core.params().with_value("publish_debug_image", serde_yaml::Value::Bool(true)).unwrap());
     feed_pair(&core, 2);
     assert_eq!(sink.take::<Image>(Output::DebugImage).len(), 1);
-    assert!(core.set_parameter("modality", serde_yaml::Value::from("depth")).is_err());
 }
 
 #[test]
@@ -420,8 +421,8 @@ fn decoded_messages_take_the_same_path_and_wrong_kinds_are_dropped() {
     core.handle_message(Input::Aux, InputMessage::Reset);
     assert!(core.wait_idle(IDLE));
     assert_eq!(stamps(&sink.take(Output::Detections)), vec![stamp(0)]);
-    assert_eq!(core.stats().malformed[1], 1);
-    assert_eq!(core.stats().received[1], 2);
+    assert_eq!(core.stats().malformed[Input::Aux.index()], 1);
+    assert_eq!(core.stats().received[Input::Aux.index()], 2);
 }
 
 /// 640x480 rgb8 + mono16 pairs through the whole node path without the network (the tracker is
@@ -469,4 +470,122 @@ fn uninitialised_node_answers_every_vga_pair() {
     }
     assert_eq!(sink.take::<Detection2DArray>(Output::Detections).len(), pairs as usize);
     assert_eq!(core.stats().frame_errors, 0);
+}
+
+/// A tiny model whose center head has a weight of the wrong shape: init works (template tokens
+/// only), every track step fails inside libtorch, which panics in tch's infallible ops.
+fn model_failing_at_run_time() -> PATrack {
+    let m = model();
+    let mut vars = m.vs.variables();
+    let (name, var) = vars.iter_mut().find(|(k, _)| k.ends_with("conv5_ctr.weight")).expect("center head weight");
+    println!("breaking {name}");
+    tch::no_grad(|| var.set_data(&tch::Tensor::zeros([1], (tch::Kind::Float, Device::Cpu))));
+    m
+}
+
+#[test]
+fn a_failing_network_is_counted_reported_as_error_and_the_node_keeps_serving() {
+    let sink = Arc::new(MemorySink::default());
+    let mut p = params();
+    p.initial_bbox = [40.0, 40.0, 30.0, 30.0];
+    let mut core = NodeCore::new(p, model_failing_at_run_time(), sink.clone()).unwrap();
+    let _ = core.diagnostics(Time::default(), &[]);
+    for n in 0..4 {
+        feed_pair(&core, n);
+    }
+    let stats = core.stats();
+    println!("{} failures, last: {}", stats.inference_failures, stats.last_failure);
+    // Pair 0 initialises (no head), pairs 1..3 fail in the head.
+    assert_eq!((stats.inits_applied, stats.inference_failures, stats.consecutive_failures), (1, 3, 3));
+    assert!(stats.inference_alive, "the thread survives the failures");
+    assert!(!stats.last_failure.is_empty());
+    let diag = core.diagnostics(Time::default(), &[]);
+    let status = &diag.status[0];
+    assert_eq!(status.level, DiagnosticStatus::ERROR, "{}", status.message);
+    assert!(status.message.starts_with("inference failing (3 pairs in a row)"), "{}", status.message);
+    assert_eq!(value(status, "inference_failures_total"), "3");
+    // Only the init frame was answered; the node still takes new work: a new init succeeds and
+    // clears the failing state.
+    assert_eq!(sink.take::<Detection2DArray>(Output::Detections).len(), 1);
+    core.handle(Input::Init, &init_msg(0, 40.0, 40.0, 30.0, 30.0));
+    feed_pair(&core, 4);
+    assert_eq!(core.stats().consecutive_failures, 0);
+    assert_ne!(core.diagnostics(Time::default(), &[]).status[0].level, DiagnosticStatus::ERROR);
+    // A stopped inference thread never passes for a healthy node.
+    core.shutdown();
+    let status = core.diagnostics(Time::default(), &[]).status.remove(0);
+    assert_eq!(status.level, DiagnosticStatus::ERROR);
+    assert!(status.message.contains("inference thread has stopped"), "{}", status.message);
+}
+
+#[test]
+fn no_mean_is_reported_before_the_first_frame() {
+    let (core, _sink) = start(params());
+    let diag = core.diagnostics(Time::default(), &[]);
+    let keys: Vec<&str> = diag.status[0].values.iter().map(|kv| kv.key.as_str()).collect();
+    assert!(!keys.contains(&"inference_ms_mean") && !keys.contains(&"latency_ms_mean"), "{keys:?}");
+    assert!(diag.status[0].values.iter().all(|kv| kv.value != "nan"));
+}
+
+#[test]
+fn rate_cap_follows_stamp_time_and_runtime_changes() {
+    let mut p = params();
+    // 10 Hz cap on 30 Hz pairs: every third pair is tracked.
+    p.max_rate_hz = 10.0;
+    let (core, sink) = start(p);
+    for n in 0..9 {
+        feed_pair(&core, n);
+    }
+    let answered = stamps(&sink.take(Output::Detections));
+    assert_eq!(answered, vec![stamp(0), stamp(3), stamp(6)]);
+    assert_eq!(core.stats().pairs_skipped_rate, 6);
+    core.update_params(core.params().with_value("max_rate_hz", 0.0.into()).unwrap());
+    for n in 9..12 {
+        feed_pair(&core, n);
+    }
+    assert_eq!(stamps(&sink.take(Output::Detections)), (9..12).map(stamp).collect::<Vec<_>>());
+}
+
+#[test]
+fn disabled_node_drops_camera_messages_and_resumes_when_enabled() {
+    let (core, sink) = start(params());
+    core.update_params(core.params().with_value("enabled", false.into()).unwrap());
+    for n in 0..3 {
+        feed_pair(&core, n);
+    }
+    assert!(sink.take::<Detection2DArray>(Output::Detections).is_empty());
+    assert_eq!(core.stats().dropped_disabled, 6);
+    let diag = core.diagnostics(Time::default(), &[]);
+    assert!(diag.status[0].message.starts_with("disabled"), "{}", diag.status[0].message);
+    core.update_params(core.params().with_value("enabled", true.into()).unwrap());
+    feed_pair(&core, 3);
+    assert_eq!(stamps(&sink.take(Output::Detections)), vec![stamp(3)]);
+}
+
+#[test]
+fn region_of_interest_and_a_runtime_initial_bbox_start_the_target_on_the_next_pair() {
+    use patrack::ros::msgs::{Classification, RegionOfInterest};
+    let (core, sink) = start(params());
+    feed_pair(&core, 0);
+    let roi = RegionOfInterest { x_offset: 40, y_offset: 40, width: 30, height: 20, do_rectify: false };
+    core.handle(Input::InitRoi, &roi.encode().unwrap());
+    feed_pair(&core, 1);
+    let dets: Vec<Detection2DArray> = sink.take(Output::Detections);
+    assert_eq!(dets.iter().map(|d| d.detections.len()).collect::<Vec<_>>(), vec![0, 1]);
+    let b = &dets[1].detections[0].bbox;
+    assert_eq!((b.center.position.x, b.center.position.y, b.size_x, b.size_y), (55.0, 50.0, 30.0, 20.0));
+    // ~/confidence_stamped carries the score with the image header every frame.
+    let scores: Vec<Classification> = sink.take(Output::ConfidenceStamped);
+    assert_eq!(scores.len(), 2);
+    assert_eq!(scores[1].header.stamp_ns(), stamp(1));
+    assert_eq!((scores[1].results[0].class_id.as_str(), scores[1].results[0].score), ("target", 1.0));
+    assert_eq!(scores[0].results[0].score, 0.0);
+    // An empty ROI is refused.
+    core.handle(Input::InitRoi, &RegionOfInterest::default().encode().unwrap());
+    assert_eq!(core.stats().inits_rejected, 1);
+    // Setting initial_bbox while running re-initialises on the next pair with a new track id.
+    core.update_params(core.params().with_value("initial_bbox", vec![10.0, 10.0, 20.0, 20.0].into()).unwrap());
+    feed_pair(&core, 2);
+    let dets: Vec<Detection2DArray> = sink.take(Output::Detections);
+    assert_eq!((dets[0].detections[0].bbox.size_x, dets[0].detections[0].id.as_str()), (20.0, "2"));
 }

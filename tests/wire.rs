@@ -5,7 +5,7 @@
 //!
 //! Needs: feature `dds`; `unshare` and `ip` (util-linux, iproute2); Python with `cyclonedds`
 //! (`.venv/bin/python` of the repo, or `PATRACK_TEST_PYTHON`).
-#![cfg(feature = "dds")]
+#![cfg(feature = "dds-transport")]
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

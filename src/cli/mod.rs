@@ -8,7 +8,7 @@ pub mod convert;
 pub mod eval;
 pub mod info;
 pub mod init_weights;
-#[cfg(feature = "dds")]
+#[cfg(feature = "dds-transport")]
 pub mod node;
 pub mod replay;
 pub mod run;
@@ -46,7 +46,7 @@ pub enum Command {
     /// Write a synthetic RGB+X benchmark (thermal, depth or event) in its benchmark layout.
     Synth(synth::Args),
     /// The ROS 2 node over a pure-Rust DDS stack (no ROS install needed).
-    #[cfg(feature = "dds")]
+    #[cfg(feature = "dds-transport")]
     Node(node::Args),
 }
 
@@ -62,7 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::InitWeights(a) => init_weights::run(a),
         Command::Train(a) => train::run(a),
         Command::Synth(a) => synth::run(a),
-        #[cfg(feature = "dds")]
+        #[cfg(feature = "dds-transport")]
         Command::Node(a) => node::run(a),
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 
-use crate::ros::params::NodeParams;
+use crate::ros::params::{NodeParams, ParamSources};
 use crate::ros::transport::dds::{self, DdsOptions};
 
 #[derive(Debug, Clone, clap::Args)]
@@ -28,18 +28,22 @@ pub struct Args {
     /// Stop after this many seconds (default: until SIGINT/SIGTERM).
     #[arg(long)]
     pub run_for_s: Option<f64>,
+    /// How service requests are laid out on DDS: `enhanced` for peers on Fast DDS (the default
+    /// RMW of Humble and Jazzy), `cyclone` for peers on rmw_cyclonedds_cpp.
+    #[arg(long, default_value = "enhanced", value_parser = ["enhanced", "cyclone"])]
+    pub service_mapping: String,
 }
 
-/// The parameters from the files and `--set` overrides.
+/// The parameters from the files and `--set` overrides, merged in order and validated once (so
+/// `--set thermal.low=28000 --set thermal.high=32000` works whatever the files say).
 pub fn params(args: &Args) -> anyhow::Result<NodeParams> {
-    let mut params = if args.params.is_empty() { NodeParams::default() } else { NodeParams::from_files(&args.params)? };
+    let mut values = Vec::new();
     for item in &args.set {
         let (name, value) = item.split_once('=').with_context(|| format!("--set {item}: expected NAME=VALUE"))?;
-        let value: serde_yaml::Value =
-            serde_yaml::from_str(value).with_context(|| format!("--set {item}: value is not YAML"))?;
-        params = params.with_value(name.trim(), value).with_context(|| format!("--set {item}"))?;
+        values.push((name.trim().to_owned(), value.to_owned()));
     }
-    Ok(params)
+    let sources = ParamSources::read(&args.params, &values)?;
+    Ok(NodeParams::resolve_strict(&sources)?)
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -47,6 +51,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut options = DdsOptions { namespace: args.namespace, node_name: args.node_name, ..DdsOptions::default() };
     if let Some(id) = args.domain_id {
         options.domain_id = id;
+    }
+    if args.service_mapping == "cyclone" {
+        options.service_mapping = ros2_client::ServiceMapping::Cyclone;
     }
     if let Some(s) = args.run_for_s {
         options.run_for = Some(Duration::try_from_secs_f64(s).context("--run-for-s")?);
@@ -66,6 +73,7 @@ mod tests {
             node_name: "patrack".into(),
             domain_id: None,
             run_for_s: None,
+            service_mapping: "enhanced".into(),
         }
     }
 
@@ -83,6 +91,13 @@ mod tests {
         for bad in ["sync.queue_size", "sync.queue_size=0", "nope=1", "initial_bbox=[1, 2"] {
             assert!(params(&args(&[], &[bad])).is_err(), "{bad}");
         }
+        // Overrides are merged before one validation: raw 16-bit thermal counts.
+        let set = ["thermal.scaling=fixed", "thermal.low=28000.0", "thermal.high=32000.0"];
+        let p = params(&args(&[&base, &preset], &set)).unwrap();
+        assert_eq!((p.thermal.low, p.thermal.high), (28000.0, 32000.0));
+        // An override wins over a key the preset sets.
+        let p = params(&args(&[&base, &preset], &["tracker.lost_threshold=0.5"])).unwrap();
+        assert_eq!(p.tracker.lost_threshold, 0.5);
         assert!(params(&args(&["/nonexistent/patrack.yaml"], &[])).is_err());
     }
 }

@@ -48,11 +48,12 @@ pub trait RosMessage: Serialize + DeserializeOwned {
 
 macro_rules! ros_message {
     ($rust:ty, $name:literal) => {
-        impl RosMessage for $rust {
+        impl $crate::ros::msgs::RosMessage for $rust {
             const TYPE_NAME: &'static str = $name;
         }
     };
 }
+pub(crate) use ros_message;
 
 // ---------------------------------------------------------------------------------------------
 // builtin_interfaces, std_msgs, rosgraph_msgs
@@ -287,6 +288,15 @@ pub struct Detection2D {
 }
 ros_message!(Detection2D, "vision_msgs/msg/Detection2D");
 
+/// `vision_msgs/msg/Classification`: class hypotheses of a whole image. The node publishes the
+/// target's confidence with the image's header this way, every frame (also while lost).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Classification {
+    pub header: Header,
+    pub results: Vec<ObjectHypothesis>,
+}
+ros_message!(Classification, "vision_msgs/msg/Classification");
+
 /// `vision_msgs/msg/Detection2DArray`; an empty `detections` means "processed, no target".
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Detection2DArray {
@@ -358,6 +368,7 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ("vision_msgs/msg/ObjectHypothesisWithPose", include_str!("../../msg/vision_msgs/ObjectHypothesisWithPose.msg")),
     ("vision_msgs/msg/Detection2D", include_str!("../../msg/vision_msgs/Detection2D.msg")),
     ("vision_msgs/msg/Detection2DArray", include_str!("../../msg/vision_msgs/Detection2DArray.msg")),
+    ("vision_msgs/msg/Classification", include_str!("../../msg/vision_msgs/Classification.msg")),
     ("diagnostic_msgs/msg/KeyValue", include_str!("../../msg/diagnostic_msgs/KeyValue.msg")),
     ("diagnostic_msgs/msg/DiagnosticStatus", include_str!("../../msg/diagnostic_msgs/DiagnosticStatus.msg")),
     ("diagnostic_msgs/msg/DiagnosticArray", include_str!("../../msg/diagnostic_msgs/DiagnosticArray.msg")),
@@ -442,6 +453,7 @@ pub fn decode_to_json(type_name: &str, bytes: &[u8]) -> Option<Result<serde_json
         ObjectHypothesisWithPose::TYPE_NAME => json::<ObjectHypothesisWithPose>(bytes),
         Detection2D::TYPE_NAME => json::<Detection2D>(bytes),
         Detection2DArray::TYPE_NAME => json::<Detection2DArray>(bytes),
+        Classification::TYPE_NAME => json::<Classification>(bytes),
         KeyValue::TYPE_NAME => json::<KeyValue>(bytes),
         DiagnosticStatus::TYPE_NAME => json::<DiagnosticStatus>(bytes),
         DiagnosticArray::TYPE_NAME => json::<DiagnosticArray>(bytes),

@@ -1,36 +1,43 @@
-//! The node core: everything the ROS node does except talking to a middleware.
+//! The node core: the tracker behind the topics, without a middleware.
 //!
 //! Inputs are raw CDR payloads (with the 4-byte encapsulation header) per [`Input`] topic, fed
 //! to [`NodeCore::handle`] by a transport as they arrive; outputs are CDR payloads handed to a
-//! [`Sink`]. The r2r transport (robots) and the DDS transport (no ROS install, wire tests) are
-//! thin glue over this, so the behaviour tested here is the behaviour on the robot.
+//! [`Sink`]. The lifecycle, the services and the parameter rules around it are in
+//! [`crate::ros::managed`]; the r2r transport (robots) and the DDS transport (no ROS install,
+//! wire tests) are thin glue over that, so the behaviour tested here is the behaviour on the
+//! robot.
 //!
 //! # Threads
 //! * The transport's receive path calls [`NodeCore::handle`]: CDR decoding, ApproximateTime
-//!   pairing, `~/init` / `~/reset` bookkeeping. It never waits for inference.
+//!   pairing, `~/init` / `~/reset` bookkeeping, the rate cap. It never waits for inference.
 //! * The inference thread takes the **newest** synchronized pair from a latest-wins slot; a pair
 //!   replaced before the thread got to it is counted as skipped (`pairs_skipped_busy`). Image
-//!   decoding happens here, so skipped pairs cost no pixel work.
+//!   decoding happens here, so skipped pairs cost no pixel work. A failure of the network (a
+//!   panic inside libtorch's infallible ops included) is caught per pair, counted, logged
+//!   (rate-limited) and reported as ERROR in the diagnostics while it lasts; the next pair is
+//!   served. Should the thread end anyway, the diagnostics say so at ERROR.
 //! * The debug thread draws `~/debug_image` from the last processed frame, again latest-wins,
 //!   so drawing never delays the next inference. It only runs when [`Sink::subscriber_count`]
 //!   reports a subscriber or `publish_debug_image` is set.
-//! * The transport calls [`NodeCore::publish_diagnostics`] about once a second.
+//! * The transport calls [`NodeCore::diagnostics`] about once a second.
 //!
 //! Bad input (malformed CDR, inconsistent images, bad init boxes) never stops the node: each
 //! is a rate-limited warning and a counter in the diagnostics.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::model::PATrack;
-use crate::ros::msgs::{
-    CompressedImage, Detection2D, DiagnosticArray, DiagnosticStatus, Empty, Header, Image, KeyValue, MsgError,
-    RosMessage, Time,
-};
+use crate::ros::inputs::CameraMsg;
+pub use crate::ros::inputs::{Input, InputMessage};
+use crate::ros::msgs::{Detection2D, DiagnosticArray, Header, RegionOfInterest, RosMessage, Time};
 use crate::ros::output::{self, Output};
 use crate::ros::params::{NodeParams, ParamsError};
+use crate::ros::slot::{lock, Slot, Warner};
 use crate::ros::sync::{ApproxSync, SyncError, SyncStats};
 use crate::sensor::{self, ImageU8};
 use crate::tracker::{BoxXywh, TargetState, TrackResult, Tracker};
@@ -39,11 +46,8 @@ use crate::tracker::{BoxXywh, TargetState, TrackResult, Tracker};
 /// saw (e.g. on `~/debug_image`) still finds that frame.
 pub const RECENT_PAIRS: usize = 8;
 
-/// Least time between two warnings of the same kind; the ones in between are counted.
-pub const WARN_INTERVAL: Duration = Duration::from_secs(5);
-
-/// Name of the node's entry in `/diagnostics`.
-pub const DIAGNOSTIC_NAME: &str = "patrack: tracker";
+/// Name of the inference thread; the panic hook of the node binaries recognises it.
+pub const INFERENCE_THREAD: &str = "patrack-inference";
 
 /// Errors of starting the node core.
 #[derive(Debug, thiserror::Error)]
@@ -56,69 +60,6 @@ pub enum NodeError {
     Tracker(String),
     #[error("starting the {0} thread: {1}")]
     Thread(&'static str, std::io::Error),
-}
-
-/// A topic the node subscribes to. Names are relative (or private, `~/`), so namespaces and
-/// remappings apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Input {
-    Rgb,
-    Aux,
-    RgbCompressed,
-    AuxCompressed,
-    Init,
-    Reset,
-}
-
-impl Input {
-    pub const ALL: [Input; 6] =
-        [Input::Rgb, Input::Aux, Input::RgbCompressed, Input::AuxCompressed, Input::Init, Input::Reset];
-
-    pub fn topic(self) -> &'static str {
-        match self {
-            Input::Rgb => "rgb/image",
-            Input::Aux => "aux/image",
-            Input::RgbCompressed => "rgb/image/compressed",
-            Input::AuxCompressed => "aux/image/compressed",
-            Input::Init => "~/init",
-            Input::Reset => "~/reset",
-        }
-    }
-
-    pub fn type_name(self) -> &'static str {
-        match self {
-            Input::Rgb | Input::Aux => Image::TYPE_NAME,
-            Input::RgbCompressed | Input::AuxCompressed => CompressedImage::TYPE_NAME,
-            Input::Init => Detection2D::TYPE_NAME,
-            Input::Reset => Empty::TYPE_NAME,
-        }
-    }
-
-    /// Camera streams take sensor-data QoS (best effort, keep last); commands are reliable.
-    pub fn is_sensor_data(self) -> bool {
-        !matches!(self, Input::Init | Input::Reset)
-    }
-
-    /// Short key for diagnostics values.
-    pub fn key(self) -> &'static str {
-        match self {
-            Input::Rgb | Input::RgbCompressed => "rgb",
-            Input::Aux | Input::AuxCompressed => "aux",
-            Input::Init => "init",
-            Input::Reset => "reset",
-        }
-    }
-
-    /// The topics to subscribe with these parameters (raw or compressed cameras).
-    pub fn subscribed(params: &NodeParams) -> Vec<Input> {
-        let cameras =
-            if params.use_compressed { [Input::RgbCompressed, Input::AuxCompressed] } else { [Input::Rgb, Input::Aux] };
-        vec![cameras[0], cameras[1], Input::Init, Input::Reset]
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
 }
 
 /// Where the node's outputs go: one publisher per [`Output`], all taking CDR with the
@@ -137,12 +78,16 @@ pub trait Sink: Send + Sync {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct NodeStats {
     /// Messages received per [`Input`] (index = declaration order), decodable or not.
-    pub received: [u64; 6],
+    pub received: [u64; Input::COUNT],
     /// Messages whose CDR did not decode, per [`Input`].
-    pub malformed: [u64; 6],
+    pub malformed: [u64; Input::COUNT],
     pub sync: SyncStats,
     /// Pairs replaced in the latest-wins slot before inference took them.
     pub pairs_skipped_busy: u64,
+    /// Pairs left out by `max_rate_hz`.
+    pub pairs_skipped_rate: u64,
+    /// Camera messages dropped because the node is disabled (`enabled`, `~/enable`).
+    pub dropped_disabled: u64,
     /// Pairs whose images could not be decoded or combined.
     pub frame_errors: u64,
     /// Pairs run through the tracker (init or track), each answered on `~/detections`.
@@ -150,7 +95,15 @@ pub struct NodeStats {
     pub inits_applied: u64,
     pub inits_rejected: u64,
     pub resets: u64,
+    /// Pairs the tracker refused (an error it returned).
     pub track_errors: u64,
+    /// Pairs on which the network failed (a panic caught on the inference thread).
+    pub inference_failures: u64,
+    /// Failures since the last pair that went through; > 0 means "failing now".
+    pub consecutive_failures: u64,
+    pub last_failure: String,
+    /// False once the inference thread has ended (it should only end at shutdown).
+    pub inference_alive: bool,
     pub publish_errors: u64,
     pub debug_images: u64,
     pub debug_skipped: u64,
@@ -164,35 +117,18 @@ pub struct NodeStats {
     pub latency_ms_max: f64,
 }
 
-/// One camera message of either kind, decoded only as far as the header.
-#[derive(Debug, Clone)]
-enum CameraMsg {
-    Raw(Image),
-    Compressed(CompressedImage),
-}
-
-impl CameraMsg {
-    fn header(&self) -> &Header {
-        match self {
-            CameraMsg::Raw(m) => &m.header,
-            CameraMsg::Compressed(m) => &m.header,
-        }
-    }
-
-    fn decode(&self) -> Result<sensor::DecodedImage, sensor::DecodeError> {
-        match self {
-            CameraMsg::Raw(m) => sensor::decode_image(&m.encoding, m.width, m.height, m.step, m.is_bigendian, &m.data),
-            CameraMsg::Compressed(m) => sensor::decode_compressed(&m.format, &m.data),
-        }
-    }
-}
-
 #[derive(Debug)]
 struct SyncedPair {
     rgb: CameraMsg,
     aux: CameraMsg,
     stamp_ns: i64,
     completed: Instant,
+}
+
+impl SyncedPair {
+    fn aux_stamp_ns(&self) -> i64 {
+        self.aux.header().stamp_ns()
+    }
 }
 
 /// What the inference thread has to do next. Merged while it is busy: a reset or init is never
@@ -210,105 +146,6 @@ struct DebugJob {
     result: Option<TrackResult>,
 }
 
-/// A one-value mailbox between threads: the producer overwrites, the consumer takes.
-struct Slot<T> {
-    state: Mutex<SlotState<T>>,
-    changed: Condvar,
-}
-
-struct SlotState<T> {
-    value: Option<T>,
-    busy: bool,
-    closed: bool,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panic elsewhere must not take the node down with it; the data are counters and queues
-    // that stay usable.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl<T> Slot<T> {
-    fn new() -> Self {
-        Self { state: Mutex::new(SlotState { value: None, busy: false, closed: false }), changed: Condvar::new() }
-    }
-
-    fn update(&self, f: impl FnOnce(&mut Option<T>)) {
-        let mut s = lock(&self.state);
-        f(&mut s.value);
-        self.changed.notify_all();
-    }
-
-    /// Blocks until a value is there (marking the consumer busy) or the slot is closed.
-    fn take(&self) -> Option<T> {
-        let mut s = lock(&self.state);
-        s.busy = false;
-        self.changed.notify_all();
-        loop {
-            if s.closed {
-                return None;
-            }
-            if let Some(v) = s.value.take() {
-                s.busy = true;
-                return Some(v);
-            }
-            s = self.changed.wait(s).unwrap_or_else(PoisonError::into_inner);
-        }
-    }
-
-    fn is_idle(&self) -> bool {
-        let s = lock(&self.state);
-        s.value.is_none() && !s.busy
-    }
-
-    fn wait_idle(&self, deadline: Instant) -> bool {
-        let mut s = lock(&self.state);
-        while s.value.is_some() || s.busy {
-            let now = Instant::now();
-            if now >= deadline || s.closed {
-                return false;
-            }
-            s = self.changed.wait_timeout(s, deadline - now).unwrap_or_else(PoisonError::into_inner).0;
-        }
-        true
-    }
-
-    fn close(&self) {
-        lock(&self.state).closed = true;
-        self.changed.notify_all();
-    }
-}
-
-/// Logs a warning per kind at most once per [`WARN_INTERVAL`], with the number suppressed.
-#[derive(Default)]
-struct Warner {
-    last: HashMap<&'static str, (Instant, u64)>,
-}
-
-impl Warner {
-    /// Returns whether the warning was logged (not suppressed).
-    fn warn(&mut self, kind: &'static str, message: impl FnOnce() -> String) -> bool {
-        let now = Instant::now();
-        match self.last.get_mut(kind) {
-            Some((at, suppressed)) if now.duration_since(*at) < WARN_INTERVAL => {
-                *suppressed += 1;
-                false
-            }
-            Some((at, suppressed)) => {
-                let n = std::mem::take(suppressed);
-                *at = now;
-                log::warn!("{} ({n} more like this since the last report)", message());
-                true
-            }
-            None => {
-                self.last.insert(kind, (now, 0));
-                log::warn!("{}", message());
-                true
-            }
-        }
-    }
-}
-
 struct Shared {
     params: Mutex<(u64, NodeParams)>,
     sink: Arc<dyn Sink>,
@@ -317,6 +154,7 @@ struct Shared {
     stats: Mutex<NodeStats>,
     warner: Mutex<Warner>,
     device: String,
+    inference_alive: AtomicBool,
 }
 
 impl Shared {
@@ -345,13 +183,28 @@ impl Shared {
     }
 }
 
-/// Pairing state of the receive path.
+/// Receive-path state: pairing, the init waiting for its frame, the switches it applies.
 struct Front {
     sync: ApproxSync<CameraMsg, CameraMsg>,
     recent: VecDeque<Arc<SyncedPair>>,
     /// An init whose frame has not been paired yet: applied to the first pair stamped at or
-    /// after `stamp_ns`.
+    /// after the stamp (`i64::MIN`: the next pair).
     pending_init: Option<(i64, BoxXywh)>,
+    enabled: bool,
+    /// Least stamp distance between tracked pairs (`max_rate_hz`), 0 for no cap.
+    min_period_ns: i64,
+    last_queued_ns: Option<i64>,
+}
+
+/// The least stamp distance for `max_rate_hz`, 5 % short of the period: camera stamps jitter,
+/// and a 30 Hz camera capped at 10 Hz must give every third frame, whose distance is a
+/// nanosecond under 100 ms.
+fn min_period_ns(params: &NodeParams) -> i64 {
+    if params.max_rate_hz > 0.0 {
+        (0.95e9 / params.max_rate_hz).round() as i64
+    } else {
+        0
+    }
 }
 
 /// Rates of the previous diagnostics call.
@@ -375,30 +228,46 @@ impl NodeCore {
         params.validate()?;
         let sync = ApproxSync::new(params.sync_config())?;
         let tracker_config = params.tracker_config();
+        let front = Front {
+            sync,
+            recent: VecDeque::new(),
+            pending_init: None,
+            enabled: params.enabled,
+            min_period_ns: min_period_ns(&params),
+            last_queued_ns: None,
+        };
         let shared = Arc::new(Shared {
             device: crate::device::device_name(model.device()),
             params: Mutex::new((0, params)),
             sink,
             work: Slot::new(),
             debug: Slot::new(),
-            stats: Mutex::new(NodeStats::default()),
+            stats: Mutex::new(NodeStats { inference_alive: true, ..NodeStats::default() }),
             warner: Mutex::new(Warner::default()),
+            inference_alive: AtomicBool::new(true),
         });
         let mut threads = Vec::new();
         let s = shared.clone();
         let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let inference =
-            std::thread::Builder::new().name("patrack-inference".into()).spawn(move || {
-                match Tracker::new(model, tracker_config) {
-                    Ok(tracker) => {
-                        let _ = started_tx.send(Ok(()));
-                        inference_loop(&s, tracker);
-                    }
-                    Err(e) => {
-                        let _ = started_tx.send(Err(e));
-                    }
+        let inference = std::thread::Builder::new().name(INFERENCE_THREAD.into()).spawn(move || {
+            // Marks the thread dead however it ends, a panic outside the per-pair guard included.
+            struct Alive<'a>(&'a Shared);
+            impl Drop for Alive<'_> {
+                fn drop(&mut self) {
+                    self.0.inference_alive.store(false, Ordering::SeqCst);
                 }
-            });
+            }
+            let _alive = Alive(&s);
+            match Tracker::new(model, tracker_config) {
+                Ok(tracker) => {
+                    let _ = started_tx.send(Ok(()));
+                    inference_loop(&s, tracker);
+                }
+                Err(e) => {
+                    let _ = started_tx.send(Err(e.to_string()));
+                }
+            }
+        });
         threads.push(inference.map_err(|e| NodeError::Thread("inference", e))?);
         match started_rx.recv() {
             Ok(Ok(())) => {}
@@ -419,7 +288,7 @@ impl NodeCore {
         }
         Ok(Self {
             shared,
-            front: Mutex::new(Front { sync, recent: VecDeque::new(), pending_init: None }),
+            front: Mutex::new(front),
             diag: Mutex::new(DiagWindow { at: Instant::now(), stats: NodeStats::default() }),
             threads,
         })
@@ -430,13 +299,32 @@ impl NodeCore {
         self.shared.params().1
     }
 
-    /// Changes one runtime parameter (see [`crate::ros::params::RUNTIME_PARAMETERS`]).
-    pub fn set_parameter(&self, name: &str, value: serde_yaml::Value) -> Result<(), ParamsError> {
+    /// The device the network runs on (`cpu`, `cuda:0`).
+    pub fn device(&self) -> &str {
+        &self.shared.device
+    }
+
+    /// Puts new parameters in force (validated by the caller, see
+    /// [`crate::ros::parameters`]); the inference thread picks them up before its next pair.
+    /// A new non-zero `initial_bbox` starts the target on the next pair.
+    pub fn update_params(&self, params: NodeParams) {
+        let mut front = lock(&self.front);
         let mut guard = lock(&self.shared.params);
-        let next = guard.1.with_runtime_value(name, value)?;
-        log::info!("parameter {name} changed");
-        *guard = (guard.0 + 1, next);
-        Ok(())
+        if params.initial_bbox != guard.1.initial_bbox {
+            if let Some(bbox) = params.initial_box() {
+                log::info!("initial_bbox set: starting the target on the next pair: {bbox}");
+                front.pending_init = Some((i64::MIN, bbox));
+            }
+        }
+        if params.enabled != front.enabled {
+            log::info!(
+                "{}",
+                if params.enabled { "enabled: tracking" } else { "disabled: camera messages are dropped" }
+            );
+        }
+        front.enabled = params.enabled;
+        front.min_period_ns = min_period_ns(&params);
+        *guard = (guard.0 + 1, params);
     }
 
     /// Feeds one message received on `input` (CDR with encapsulation header). Never blocks on
@@ -461,11 +349,13 @@ impl NodeCore {
         self.shared.stats().received[input.index()] += 1;
         match (input, msg) {
             (Input::Rgb | Input::Aux, InputMessage::Image(m)) => self.on_camera(input, CameraMsg::Raw(m)),
-            (Input::RgbCompressed | Input::AuxCompressed, InputMessage::CompressedImage(m)) => {
-                self.on_camera(input, CameraMsg::Compressed(m))
-            }
+            (
+                Input::RgbCompressed | Input::AuxCompressed | Input::AuxCompressedDepth,
+                InputMessage::CompressedImage(m),
+            ) => self.on_camera(input, CameraMsg::Compressed(m)),
             (Input::Init, InputMessage::Init(det)) => self.on_init(&det),
-            (Input::Reset, InputMessage::Reset) => self.on_reset(),
+            (Input::InitRoi, InputMessage::InitRoi(roi)) => self.on_init_roi(&roi),
+            (Input::Reset, InputMessage::Reset) => self.reset(),
             (_, other) => {
                 self.shared.stats().malformed[input.index()] += 1;
                 let kind = other.kind();
@@ -477,11 +367,14 @@ impl NodeCore {
     fn on_camera(&self, input: Input, msg: CameraMsg) {
         let stamp_ns = msg.header().stamp_ns();
         let mut front = lock(&self.front);
-        let pairs = match input {
-            Input::Rgb | Input::RgbCompressed => front.sync.push_a(stamp_ns, msg),
-            _ => front.sync.push_b(stamp_ns, msg),
-        };
+        if !front.enabled {
+            drop(front);
+            self.shared.stats().dropped_disabled += 1;
+            return;
+        }
+        let pairs = if input.is_rgb() { front.sync.push_a(stamp_ns, msg) } else { front.sync.push_b(stamp_ns, msg) };
         let sync_stats = front.sync.stats();
+        let mut rate_skipped = 0;
         for pair in pairs {
             let pair =
                 Arc::new(SyncedPair { stamp_ns: pair.stamp_a_ns, rgb: pair.a, aux: pair.b, completed: Instant::now() });
@@ -492,12 +385,25 @@ impl NodeCore {
             match front.pending_init {
                 Some((init_stamp_ns, bbox)) if pair.stamp_ns >= init_stamp_ns => {
                     front.pending_init = None;
+                    front.last_queued_ns = Some(pair.stamp_ns);
                     self.queue_init(pair, bbox);
                 }
-                _ => self.queue_pair(pair),
+                _ => {
+                    // The cap is in stamp time, so a bag played at any speed is tracked alike.
+                    let too_soon = front.last_queued_ns.is_some_and(|last| pair.stamp_ns - last < front.min_period_ns);
+                    if front.min_period_ns > 0 && too_soon {
+                        rate_skipped += 1;
+                    } else {
+                        front.last_queued_ns = Some(pair.stamp_ns);
+                        self.queue_pair(pair);
+                    }
+                }
             }
         }
-        self.shared.stats().sync = sync_stats;
+        drop(front);
+        let mut stats = self.shared.stats();
+        stats.sync = sync_stats;
+        stats.pairs_skipped_rate += rate_skipped;
     }
 
     fn queue_pair(&self, pair: Arc<SyncedPair>) {
@@ -525,12 +431,19 @@ impl NodeCore {
         self.shared.stats().pairs_skipped_busy += skipped;
     }
 
+    fn valid_init_box(&self, bbox: BoxXywh, topic: &str) -> bool {
+        if bbox.is_finite() && bbox.w > 0.0 && bbox.h > 0.0 {
+            return true;
+        }
+        self.shared.stats().inits_rejected += 1;
+        self.shared.warn("init-box", || format!("ignoring {topic} with an empty or non-finite box {bbox}"));
+        false
+    }
+
     fn on_init(&self, det: &Detection2D) {
         let (w, h) = (det.bbox.size_x, det.bbox.size_y);
         let bbox = BoxXywh::new(det.bbox.center.position.x - 0.5 * w, det.bbox.center.position.y - 0.5 * h, w, h);
-        if !(bbox.is_finite() && w > 0.0 && h > 0.0) {
-            self.shared.stats().inits_rejected += 1;
-            self.shared.warn("init-box", || format!("ignoring ~/init with an empty or non-finite box {bbox:?}"));
+        if !self.valid_init_box(bbox, "~/init") {
             return;
         }
         let stamp_ns = det.header.stamp_ns();
@@ -539,15 +452,27 @@ impl NodeCore {
         if let Some(pair) = buffered.cloned() {
             front.pending_init = None;
             drop(front);
-            log::info!("init on the buffered frame stamped {stamp_ns} ns: {bbox:?}");
+            log::info!("init on the buffered frame stamped {stamp_ns} ns: {bbox}");
             self.queue_init(pair, bbox);
         } else {
-            log::info!("init for stamp {stamp_ns} ns (not buffered): applied to the next pair: {bbox:?}");
+            log::info!("init for stamp {stamp_ns} ns (not buffered): applied to the next pair: {bbox}");
             front.pending_init = Some((stamp_ns, bbox));
         }
     }
 
-    fn on_reset(&self) {
+    /// `sensor_msgs/RegionOfInterest` has no header: the box applies to the next pair.
+    fn on_init_roi(&self, roi: &RegionOfInterest) {
+        let bbox =
+            BoxXywh::new(f64::from(roi.x_offset), f64::from(roi.y_offset), f64::from(roi.width), f64::from(roi.height));
+        if !self.valid_init_box(bbox, "~/init_roi") {
+            return;
+        }
+        log::info!("init from ~/init_roi, applied to the next pair: {bbox}");
+        lock(&self.front).pending_init = Some((i64::MIN, bbox));
+    }
+
+    /// Forgets the target (and an init waiting for its frame); `~/reset` topic and service.
+    pub fn reset(&self) {
         lock(&self.front).pending_init = None;
         self.shared.work.update(|w| {
             let w = w.get_or_insert_with(Work::default);
@@ -559,7 +484,9 @@ impl NodeCore {
 
     /// A copy of the counters.
     pub fn stats(&self) -> NodeStats {
-        self.shared.stats().clone()
+        let mut stats = self.shared.stats().clone();
+        stats.inference_alive = self.shared.inference_alive.load(Ordering::SeqCst);
+        stats
     }
 
     /// Waits until every queued pair and debug image is done (for tests and orderly replay);
@@ -576,8 +503,8 @@ impl NodeCore {
     }
 
     /// The diagnostics message for the time since the previous call (rates are per second of
-    /// that window), stamped `stamp`.
-    pub fn diagnostics(&self, stamp: Time) -> DiagnosticArray {
+    /// that window), stamped `stamp`; `context` adds the lifecycle state and the like.
+    pub fn diagnostics(&self, stamp: Time, context: &[(&str, String)]) -> DiagnosticArray {
         let now = Instant::now();
         let stats = self.stats();
         let mut window = lock(&self.diag);
@@ -585,77 +512,8 @@ impl NodeCore {
         let prev = std::mem::replace(&mut window.stats, stats.clone());
         window.at = now;
         drop(window);
-        let params = self.params();
-        let rate = |now: u64, before: u64| format!("{:.2}", now.saturating_sub(before) as f64 / elapsed_s);
-        let processed = stats.processed.saturating_sub(prev.processed);
-        let mean = |sum: f64, before: f64| {
-            if processed == 0 {
-                "nan".to_owned()
-            } else {
-                format!("{:.2}", (sum - before) / processed as f64)
-            }
-        };
-        let cameras = Input::subscribed(&params);
-        let mut values = Vec::new();
-        let mut kv = |key: &str, value: String| values.push(KeyValue { key: key.to_owned(), value });
-        for input in &cameras[..2] {
-            let i = input.index();
-            kv(&format!("{}_rate_hz", input.key()), rate(stats.received[i], prev.received[i]));
-        }
-        kv("pairs_rate_hz", rate(stats.sync.pairs, prev.sync.pairs));
-        kv("processed_rate_hz", rate(stats.processed, prev.processed));
-        let drops = |s: &SyncStats| (s.dropped_a.total(), s.dropped_b.total());
-        let (now_a, now_b) = drops(&stats.sync);
-        let (prev_a, prev_b) = drops(&prev.sync);
-        kv("sync_dropped_rgb", (now_a - prev_a.min(now_a)).to_string());
-        kv("sync_dropped_aux", (now_b - prev_b.min(now_b)).to_string());
-        kv("sync_dropped_total", (now_a + now_b).to_string());
-        kv("pairs_skipped_busy", stats.pairs_skipped_busy.saturating_sub(prev.pairs_skipped_busy).to_string());
-        kv("pairs_skipped_busy_total", stats.pairs_skipped_busy.to_string());
-        let malformed: u64 = stats.malformed.iter().sum();
-        kv("malformed_messages_total", malformed.to_string());
-        kv("frame_errors_total", stats.frame_errors.to_string());
-        kv("inits_rejected_total", stats.inits_rejected.to_string());
-        kv("track_errors_total", stats.track_errors.to_string());
-        kv("inference_ms_mean", mean(stats.inference_ms_sum, prev.inference_ms_sum));
-        kv("latency_ms_mean", mean(stats.latency_ms_sum, prev.latency_ms_sum));
-        kv("latency_ms_max_total", format!("{:.2}", stats.latency_ms_max));
-        let state = stats.state.unwrap_or(TargetState::Uninitialised);
-        kv("state", state.to_string());
-        kv("confidence", format!("{:.3}", stats.last_score));
-        kv("track_id", stats.track_id.to_string());
-        kv("processed_total", stats.processed.to_string());
-        kv("device", self.shared.device.clone());
-        let received_cameras = cameras[..2].iter().all(|i| stats.received[i.index()] > prev.received[i.index()]);
-        let errors_now = stats.malformed.iter().sum::<u64>() > prev.malformed.iter().sum::<u64>()
-            || stats.frame_errors > prev.frame_errors
-            || stats.track_errors > prev.track_errors
-            || stats.publish_errors > prev.publish_errors;
-        let (level, message) = if !received_cameras {
-            (DiagnosticStatus::WARN, "waiting for rgb and aux images".to_owned())
-        } else if errors_now {
-            (DiagnosticStatus::WARN, format!("{state}; input or processing errors (see counters)"))
-        } else if state == TargetState::Lost {
-            (DiagnosticStatus::WARN, "target lost".to_owned())
-        } else {
-            (DiagnosticStatus::OK, state.to_string())
-        };
-        DiagnosticArray {
-            header: Header { stamp, frame_id: String::new() },
-            status: vec![DiagnosticStatus {
-                level,
-                name: DIAGNOSTIC_NAME.to_owned(),
-                message,
-                hardware_id: self.shared.device.clone(),
-                values,
-            }],
-        }
-    }
-
-    /// Publishes [`NodeCore::diagnostics`] on `/diagnostics`.
-    pub fn publish_diagnostics(&self, stamp: Time) {
-        let msg = self.diagnostics(stamp);
-        self.shared.publish(Output::Diagnostics, &msg);
+        let window = crate::ros::diagnostics::Window { now: &stats, before: &prev, elapsed_s };
+        crate::ros::diagnostics::tracker_status(&window, &self.params(), &self.shared.device, stamp, context)
     }
 
     /// Stops the threads after the work in hand; also done on drop.
@@ -673,45 +531,6 @@ impl NodeCore {
 impl Drop for NodeCore {
     fn drop(&mut self) {
         self.shutdown();
-    }
-}
-
-impl SyncedPair {
-    fn aux_stamp_ns(&self) -> i64 {
-        self.aux.header().stamp_ns()
-    }
-}
-
-/// One decoded input message.
-#[derive(Debug, Clone)]
-pub enum InputMessage {
-    Image(Image),
-    CompressedImage(CompressedImage),
-    Init(Detection2D),
-    Reset,
-}
-
-impl InputMessage {
-    /// Decodes CDR (with encapsulation header) as the type `input` carries.
-    pub fn decode(input: Input, cdr: &[u8]) -> Result<Self, MsgError> {
-        Ok(match input {
-            Input::Rgb | Input::Aux => InputMessage::Image(Image::decode(cdr)?),
-            Input::RgbCompressed | Input::AuxCompressed => InputMessage::CompressedImage(CompressedImage::decode(cdr)?),
-            Input::Init => InputMessage::Init(Detection2D::decode(cdr)?),
-            Input::Reset => {
-                Empty::decode(cdr)?;
-                InputMessage::Reset
-            }
-        })
-    }
-
-    fn kind(&self) -> &'static str {
-        match self {
-            InputMessage::Image(_) => Image::TYPE_NAME,
-            InputMessage::CompressedImage(_) => CompressedImage::TYPE_NAME,
-            InputMessage::Init(_) => Detection2D::TYPE_NAME,
-            InputMessage::Reset => Empty::TYPE_NAME,
-        }
     }
 }
 
@@ -741,16 +560,25 @@ fn inference_loop(shared: &Shared, tracker: Tracker) {
         let mut init_stamp_ns = None;
         if let Some((pair, bbox)) = work.init {
             init_stamp_ns = Some(pair.stamp_ns);
-            inf.process(&pair, Some(bbox));
+            inf.guarded(&pair, Some(bbox));
         }
         if let Some(pair) = work.pair {
             if init_stamp_ns.is_some_and(|s| s >= pair.stamp_ns) {
                 shared.stats().pairs_skipped_busy += 1;
             } else {
-                inf.process(&pair, None);
+                inf.guarded(&pair, None);
             }
         }
     }
+}
+
+/// The text of a caught panic.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 impl Inference<'_> {
@@ -762,6 +590,25 @@ impl Inference<'_> {
             }
             self.params_generation = generation;
             self.params = params;
+        }
+    }
+
+    /// [`Inference::process`] behind a guard: a panic inside the network (libtorch's infallible
+    /// ops panic on a failed kernel) costs this pair, not the node.
+    fn guarded(&mut self, pair: &SyncedPair, init_box: Option<BoxXywh>) {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.process(pair, init_box)));
+        let mut stats = self.shared.stats();
+        match outcome {
+            Ok(()) => stats.consecutive_failures = 0,
+            Err(payload) => {
+                let text = panic_text(payload.as_ref());
+                stats.inference_failures += 1;
+                stats.consecutive_failures += 1;
+                stats.last_failure.clone_from(&text);
+                drop(stats);
+                self.shared
+                    .warn("inference", || format!("inference failed on the pair stamped {} ns: {text}", pair.stamp_ns));
+            }
         }
     }
 
@@ -782,7 +629,7 @@ impl Inference<'_> {
             Ok(f) => f,
             Err(e) => {
                 self.shared.stats().frame_errors += 1;
-                self.shared.warn("frame", || format!("skipping pair stamped {} ns: {e}", pair.stamp_ns));
+                self.shared.warn("frame", || format!("skipping the pair stamped {} ns: {e}", pair.stamp_ns));
                 return;
             }
         };
@@ -809,7 +656,8 @@ impl Inference<'_> {
                 Ok(r) => Some(r),
                 Err(e) => {
                     self.shared.stats().track_errors += 1;
-                    self.shared.warn("track", || format!("tracking failed on pair stamped {} ns: {e}", pair.stamp_ns));
+                    self.shared
+                        .warn("track", || format!("tracking failed on the pair stamped {} ns: {e}", pair.stamp_ns));
                     None
                 }
             },
@@ -826,9 +674,10 @@ impl Inference<'_> {
         self.last_answered_ns = Some(pair.stamp_ns);
         let header = pair.rgb.header().clone();
         let track_id = self.shared.stats().track_id;
-        let detections = output::detections(&header, result.as_ref(), &self.params.class_id, track_id);
-        self.shared.publish(Output::Detections, &detections);
+        let class_id = &self.params.class_id;
+        self.shared.publish(Output::Detections, &output::detections(&header, result.as_ref(), class_id, track_id));
         self.shared.publish(Output::Confidence, &output::confidence(result.as_ref()));
+        self.shared.publish(Output::ConfidenceStamped, &output::confidence_stamped(&header, result.as_ref(), class_id));
         let latency_ms = pair.completed.elapsed().as_secs_f64() * 1e3;
         {
             let mut stats = self.shared.stats();
@@ -865,33 +714,19 @@ fn debug_loop(shared: &Shared) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn warnings_are_rate_limited_per_kind() {
-        let mut w = Warner::default();
-        let logged: Vec<bool> = (0..5).map(|_| w.warn("a", String::new)).collect();
-        assert_eq!(logged, [true, false, false, false, false]);
-        assert!(w.warn("b", String::new));
-        assert_eq!(w.last["a"].1, 4);
-        // After the interval the next one is logged and the suppressed count restarts.
-        let (at, _) = w.last.get_mut("a").unwrap();
-        *at = at.checked_sub(WARN_INTERVAL).unwrap();
-        assert!(w.warn("a", String::new));
-        assert_eq!(w.last["a"].1, 0);
-    }
-
-    #[test]
-    fn slot_keeps_the_latest_value_and_reports_idle() {
-        let slot = Slot::new();
-        slot.update(|v| *v = Some(1));
-        slot.update(|v| *v = Some(2));
-        assert!(!slot.is_idle());
-        assert_eq!(slot.take(), Some(2));
-        assert!(!slot.is_idle(), "busy until the consumer asks again");
-        slot.close();
-        assert_eq!(slot.take(), None);
-    }
+/// Routes panics to the `log` facade: the inference thread's at debug level (its guard already
+/// reports each failure, rate-limited, with the panic's text), every other thread's as errors.
+/// The node binaries install it at start so a failing kernel does not flood stderr at 30 Hz.
+pub fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let name = thread.name().unwrap_or("unnamed");
+        let text = panic_text(info.payload());
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        if name == INFERENCE_THREAD {
+            log::debug!("panic on the inference thread{place}: {text}");
+        } else {
+            log::error!("thread {name} panicked{place}: {text}");
+        }
+    }));
 }

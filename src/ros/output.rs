@@ -1,12 +1,14 @@
 //! What the node publishes, built in one place for the node and for offline replay: the topic
-//! names, `~/detections`, `~/confidence` and `~/debug_image`. The same tracking result gives
+//! names and QoS, `~/detections`, `~/confidence`, `~/confidence_stamped` and `~/debug_image`. The same tracking result gives
 //! byte-identical messages on the robot and in a replayed bag.
 
 use crate::overlay;
 use crate::ros::msgs::{
-    BoundingBox2D, Detection2D, Detection2DArray, DiagnosticArray, Float32, Header, Image, ObjectHypothesis,
-    ObjectHypothesisWithPose, Point2D, Pose2D, RosMessage,
+    BoundingBox2D, Classification, Detection2D, Detection2DArray, DiagnosticArray, Float32, Header, Image,
+    ObjectHypothesis, ObjectHypothesisWithPose, Point2D, Pose2D, RosMessage,
 };
+use crate::ros::params::{NodeParams, Reliability};
+use crate::ros::srv::{ParameterEvent, TransitionEvent};
 use crate::sensor::ImageU8;
 use crate::tracker::{TargetState, TrackResult};
 
@@ -15,20 +17,41 @@ use crate::tracker::{TargetState, TrackResult};
 pub enum Output {
     Detections,
     Confidence,
+    ConfidenceStamped,
     DebugImage,
     Diagnostics,
+    ParameterEvents,
+    TransitionEvent,
+}
+
+/// QoS of one publisher (history keep-last, durability volatile).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputQos {
+    pub reliability: Reliability,
+    pub depth: usize,
 }
 
 impl Output {
-    pub const ALL: [Output; 4] = [Output::Detections, Output::Confidence, Output::DebugImage, Output::Diagnostics];
+    pub const ALL: [Output; 7] = [
+        Output::Detections,
+        Output::Confidence,
+        Output::ConfidenceStamped,
+        Output::DebugImage,
+        Output::Diagnostics,
+        Output::ParameterEvents,
+        Output::TransitionEvent,
+    ];
 
     /// The name relative to the node (private `~/`), so namespaces and remappings apply.
     pub fn topic(self) -> &'static str {
         match self {
             Output::Detections => "~/detections",
             Output::Confidence => "~/confidence",
+            Output::ConfidenceStamped => "~/confidence_stamped",
             Output::DebugImage => "~/debug_image",
             Output::Diagnostics => "/diagnostics",
+            Output::ParameterEvents => "/parameter_events",
+            Output::TransitionEvent => "~/transition_event",
         }
     }
 
@@ -36,8 +59,22 @@ impl Output {
         match self {
             Output::Detections => Detection2DArray::TYPE_NAME,
             Output::Confidence => Float32::TYPE_NAME,
+            Output::ConfidenceStamped => Classification::TYPE_NAME,
             Output::DebugImage => Image::TYPE_NAME,
             Output::Diagnostics => DiagnosticArray::TYPE_NAME,
+            Output::ParameterEvents => ParameterEvent::TYPE_NAME,
+            Output::TransitionEvent => TransitionEvent::TYPE_NAME,
+        }
+    }
+
+    /// Reliable keep-last 10 (what RViz and `ros2 topic echo` expect; best-effort readers match
+    /// too), except `debug_image.reliability` for the debug image and rclcpp's parameter-events
+    /// profile (keep last 1000) for `/parameter_events`.
+    pub fn qos(self, params: &NodeParams) -> OutputQos {
+        match self {
+            Output::DebugImage => OutputQos { reliability: params.debug_image.reliability, depth: 10 },
+            Output::ParameterEvents => OutputQos { reliability: Reliability::Reliable, depth: 1000 },
+            _ => OutputQos { reliability: Reliability::Reliable, depth: 10 },
         }
     }
 
@@ -87,6 +124,18 @@ pub fn detections(header: &Header, result: Option<&TrackResult>, class_id: &str,
 /// The `~/confidence` message: the frame's score, 0 while uninitialised.
 pub fn confidence(result: Option<&TrackResult>) -> Float32 {
     Float32 { data: result.map_or(0.0, |r| r.score) }
+}
+
+/// The `~/confidence_stamped` message: the frame's score with the image's header, every frame
+/// (also while lost, when `~/detections` is empty), as `vision_msgs/Classification`.
+pub fn confidence_stamped(header: &Header, result: Option<&TrackResult>, class_id: &str) -> Classification {
+    Classification {
+        header: header.clone(),
+        results: vec![ObjectHypothesis {
+            class_id: class_id.to_owned(),
+            score: f64::from(result.map_or(0.0, |r| r.score)),
+        }],
+    }
 }
 
 /// The `~/debug_image` message: the RGB half of `frame`, optionally blended with its aux half

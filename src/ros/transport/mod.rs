@@ -1,21 +1,23 @@
-//! Transports: the middleware glue around [`NodeCore`](crate::ros::node::NodeCore).
+//! Transports: the middleware glue around [`ManagedNode`](crate::ros::managed::ManagedNode).
 //!
-//! The contract between a transport and the core has two sides, both raw CDR with the
+//! The contract between a transport and the node has three parts, all raw CDR with the
 //! encapsulation header, so the project's own codecs are what runs on every middleware:
-//! * in: the transport subscribes to every topic of [`Input::subscribed`] (sensor-data QoS for
-//!   cameras, reliable for commands) and calls [`NodeCore::handle`](crate::ros::node::NodeCore::handle)
+//! * in: the transport subscribes to every topic of [`Input::subscribed`] with
+//!   [`Input::qos`] and calls [`ManagedNode::handle`](crate::ros::managed::ManagedNode::handle)
 //!   for each message as it arrives, never waiting for inference;
-//! * out: the transport implements [`Sink`] with one publisher per [`Output`] (reliable,
-//!   keep last 10), and calls
-//!   [`NodeCore::publish_diagnostics`](crate::ros::node::NodeCore::publish_diagnostics) about
-//!   once a second.
+//! * out: the transport implements [`Sink`] with one publisher per [`Output`] (QoS from
+//!   [`Output::qos`]) and calls
+//!   [`ManagedNode::publish_diagnostics`](crate::ros::managed::ManagedNode::publish_diagnostics)
+//!   about once a second;
+//! * services: it offers every [`Service`](crate::ros::managed::Service) and answers each request
+//!   with [`ManagedNode::call`](crate::ros::managed::ManagedNode::call).
 //!
 //! | transport | feature | used for |
 //! |---|---|---|
 //! | `r2r` (rcl) | `ros` | the node on robots (`patrack_node`, launched by `ros2 launch`) |
-//! | `dds` (ros2-client / RustDDS) | `dds` | the same node without a ROS install (`patrack node`), and the CI wire test |
+//! | `dds` (ros2-client / RustDDS) | `dds` (Jazzy graphs) or `dds-humble` | the same node without a ROS install (`patrack node`), and the CI wire test |
 
-#[cfg(feature = "dds")]
+#[cfg(feature = "dds-transport")]
 pub mod dds;
 #[cfg(feature = "ros")]
 pub mod r2r;
@@ -25,13 +27,6 @@ pub use crate::ros::output::Output;
 
 use crate::model::PATrack;
 use crate::ros::params::NodeParams;
-
-/// Keep-last depth of the output publishers (the ROS default profile).
-pub const OUTPUT_QUEUE_DEPTH: usize = 10;
-
-/// Keep-last depth of the camera subscriptions: small, because the node wants the newest frames
-/// and the synchronizer keeps its own queues.
-pub const SENSOR_QUEUE_DEPTH: usize = 5;
 
 /// Builds the network the parameters name (`model_path`, `model_config`, `device`,
 /// `precision`); empty `model_path` gives the deterministic test weights.
