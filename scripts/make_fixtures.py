@@ -39,9 +39,35 @@ STORES = {"humble": Stores.ROS2_HUMBLE, "jazzy": Stores.ROS2_JAZZY}
 
 # Element types of numeric arrays/sequences -> numpy dtypes (rosbags wants ndarrays for these).
 NUMPY_DTYPES = {
-    "uint8": np.uint8, "byte": np.uint8, "char": np.uint8, "int8": np.int8,
+    "bool": np.bool_, "uint8": np.uint8, "byte": np.uint8, "char": np.uint8, "int8": np.int8,
     "uint16": np.uint16, "int16": np.int16, "uint32": np.uint32, "int32": np.int32,
     "uint64": np.uint64, "int64": np.int64, "float32": np.float32, "float64": np.float64,
+}
+
+
+# Services are not in rosbags' type stores: their request and response halves are registered from
+# the .srv text of rcl_interfaces, lifecycle_msgs and std_srvs (Humble and Jazzy agree), so these
+# fixtures check the serde layout of the Rust structs against rosbags' CDR codec; the messages
+# they use (ParameterValue, ParameterDescriptor, State, ...) are the type stores' own.
+SRV_HALVES = {
+    "rcl_interfaces/srv/GetParameters_Request": "string[] names",
+    "rcl_interfaces/srv/GetParameters_Response": "rcl_interfaces/ParameterValue[] values",
+    "rcl_interfaces/srv/SetParameters_Request": "rcl_interfaces/Parameter[] parameters",
+    "rcl_interfaces/srv/SetParameters_Response": "rcl_interfaces/SetParametersResult[] results",
+    "rcl_interfaces/srv/SetParametersAtomically_Response": "rcl_interfaces/SetParametersResult result",
+    "rcl_interfaces/srv/ListParameters_Request": "string[] prefixes\nuint64 depth",
+    "rcl_interfaces/srv/ListParameters_Response": "rcl_interfaces/ListParametersResult result",
+    "rcl_interfaces/srv/DescribeParameters_Response": "rcl_interfaces/ParameterDescriptor[] descriptors",
+    "rcl_interfaces/srv/GetParameterTypes_Response": "uint8[] types",
+    "lifecycle_msgs/srv/ChangeState_Request": "lifecycle_msgs/Transition transition",
+    "lifecycle_msgs/srv/ChangeState_Response": "bool success",
+    # rosidl gives an empty request this one placeholder field.
+    "lifecycle_msgs/srv/GetState_Request": "uint8 structure_needs_at_least_one_member",
+    "lifecycle_msgs/srv/GetState_Response": "lifecycle_msgs/State current_state",
+    "lifecycle_msgs/srv/GetAvailableTransitions_Response":
+        "lifecycle_msgs/TransitionDescription[] available_transitions",
+    "std_srvs/srv/SetBool_Request": "bool data",
+    "std_srvs/srv/Trigger_Response": "bool success\nstring message",
 }
 
 
@@ -50,6 +76,10 @@ def make_typestore(store):
     types = {}
     for path in sorted((MSG_DIR / "vision_msgs").glob("*.msg")):
         types.update(get_types_from_msg(path.read_text(), f"vision_msgs/msg/{path.stem}"))
+    for name, text in SRV_HALVES.items():
+        # rosbags files every registered type under `<pkg>/msg/`; keep the rosidl name.
+        ((_key, definition),) = get_types_from_msg(text, name).items()
+        types[name] = definition
     ts.register(types)
     return ts
 
@@ -183,7 +213,73 @@ def samples():
                                hypothesis("truck", 0.25, 301.5, 199.5, 3)],
                   300.0, 200.0, 0.125, 96.0, 48.0, "7"),
     ]
-    return [
+    def pvalue(kind, **fields):
+        v = {"type": kind, "bool_value": False, "integer_value": 0, "double_value": 0.0, "string_value": "",
+             "byte_array_value": [], "bool_array_value": [], "integer_array_value": [],
+             "double_array_value": [], "string_array_value": []}
+        v.update(fields)
+        return v
+
+    def state(i, label):
+        return {"id": i, "label": label}
+
+    params = [
+        {"name": "tracker.lost_threshold", "value": pvalue(3, double_value=0.4)},
+        {"name": "class_id", "value": pvalue(4, string_value="person")},
+        {"name": "initial_bbox", "value": pvalue(8, double_array_value=[1.5, 2.0, 30.0, 40.25])},
+        {"name": "enabled", "value": pvalue(1, bool_value=True)},
+        {"name": "tracker.lost_frames", "value": pvalue(2, integer_value=-7)},
+        {"name": "bytes", "value": pvalue(5, byte_array_value=[0, 255, 7])},
+    ]
+    descriptor = {"name": "tracker.lost_threshold", "type": 3, "description": "windowed score",
+                  "additional_constraints": "", "read_only": False, "dynamic_typing": False,
+                  "floating_point_range": [{"from_value": 0.0, "to_value": 1.0, "step": 0.0}],
+                  "integer_range": []}
+    int_descriptor = {"name": "rgb.depth", "type": 2, "description": "", "additional_constraints": "",
+                      "read_only": True, "dynamic_typing": False, "floating_point_range": [],
+                      "integer_range": [{"from_value": 1, "to_value": 100, "step": 0}]}
+    configure = {"transition": {"id": 1, "label": "configure"},
+                 "start_state": state(1, "unconfigured"), "goal_state": state(10, "configuring")}
+    node_services = [
+        ("parameter_event", "rcl_interfaces/msg/ParameterEvent",
+         {"stamp": stamp(1700000006, 5), "node": "/robot/patrack", "new_parameters": params[:3],
+          "changed_parameters": params[3:], "deleted_parameters": []}, {}, True),
+        ("get_parameters_request", "rcl_interfaces/srv/GetParameters_Request",
+         {"names": ["model_path", "sync.queue_size"]}, {}, False),
+        ("get_parameters_response", "rcl_interfaces/srv/GetParameters_Response",
+         {"values": [p["value"] for p in params]}, {}, False),
+        ("set_parameters_request", "rcl_interfaces/srv/SetParameters_Request", {"parameters": params}, {}, True),
+        ("set_parameters_response", "rcl_interfaces/srv/SetParameters_Response",
+         {"results": [{"successful": True, "reason": ""},
+                      {"successful": False, "reason": "parameter `model_path` is read-only"}]}, {}, False),
+        ("set_parameters_atomically_response", "rcl_interfaces/srv/SetParametersAtomically_Response",
+         {"result": {"successful": False, "reason": "need low < high"}}, {}, False),
+        ("list_parameters_request", "rcl_interfaces/srv/ListParameters_Request",
+         {"prefixes": ["tracker"], "depth": 2}, {}, True),
+        ("list_parameters_response", "rcl_interfaces/srv/ListParameters_Response",
+         {"result": {"names": ["tracker.lost_threshold", "model_path"], "prefixes": ["tracker"]}}, {}, False),
+        ("describe_parameters_response", "rcl_interfaces/srv/DescribeParameters_Response",
+         {"descriptors": [descriptor, int_descriptor]}, {}, True),
+        ("get_parameter_types_response", "rcl_interfaces/srv/GetParameterTypes_Response",
+         {"types": [3, 0, 8]}, {}, False),
+        ("transition_event", "lifecycle_msgs/msg/TransitionEvent",
+         dict(configure, timestamp=1700000007000000001), {}, True),
+        ("change_state_request", "lifecycle_msgs/srv/ChangeState_Request",
+         {"transition": {"id": 0, "label": "configure"}}, {}, False),
+        ("change_state_response", "lifecycle_msgs/srv/ChangeState_Response", {"success": True}, {}, False),
+        ("get_state_request", "lifecycle_msgs/srv/GetState_Request",
+         {"structure_needs_at_least_one_member": 0}, {}, False),
+        ("get_state_response", "lifecycle_msgs/srv/GetState_Response",
+         {"current_state": state(3, "active")}, {}, False),
+        ("get_available_transitions_response", "lifecycle_msgs/srv/GetAvailableTransitions_Response",
+         {"available_transitions": [configure]}, {}, False),
+        ("set_bool_request", "std_srvs/srv/SetBool_Request", {"data": True}, {}, False),
+        ("trigger_response", "std_srvs/srv/Trigger_Response",
+         {"success": False, "message": "nothing to reset in state unconfigured"}, {}, False),
+        ("classification", "vision_msgs/msg/Classification",
+         {"header": det_header, "results": [{"class_id": "target", "score": 0.625}]}, {}, True),
+    ]
+    return node_services + [
         # name, type, value, extra JSON facts (not message fields), write big endian too
         ("header_unicode", "std_msgs/msg/Header",
          header(-5, 999999999, "kamera_ü_热像_🛰"), {}, True),

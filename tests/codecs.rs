@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use patrack::ros::msgs::*;
+use patrack::ros::srv;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -110,6 +111,29 @@ macro_rules! with_type {
             "vision_msgs/msg/Detection2D" => $f::<Detection2D>($($arg),*),
             "vision_msgs/msg/Detection2DArray" => $f::<Detection2DArray>($($arg),*),
             "diagnostic_msgs/msg/DiagnosticArray" => $f::<DiagnosticArray>($($arg),*),
+            "vision_msgs/msg/Classification" => $f::<Classification>($($arg),*),
+            "rcl_interfaces/msg/ParameterEvent" => $f::<srv::ParameterEvent>($($arg),*),
+            "rcl_interfaces/srv/GetParameters_Request" => $f::<srv::GetParametersRequest>($($arg),*),
+            "rcl_interfaces/srv/GetParameters_Response" => $f::<srv::GetParametersResponse>($($arg),*),
+            "rcl_interfaces/srv/SetParameters_Request" => $f::<srv::SetParametersRequest>($($arg),*),
+            "rcl_interfaces/srv/SetParameters_Response" => $f::<srv::SetParametersResponse>($($arg),*),
+            "rcl_interfaces/srv/SetParametersAtomically_Response" => {
+                $f::<srv::SetParametersAtomicallyResponse>($($arg),*)
+            }
+            "rcl_interfaces/srv/ListParameters_Request" => $f::<srv::ListParametersRequest>($($arg),*),
+            "rcl_interfaces/srv/ListParameters_Response" => $f::<srv::ListParametersResponse>($($arg),*),
+            "rcl_interfaces/srv/DescribeParameters_Response" => $f::<srv::DescribeParametersResponse>($($arg),*),
+            "rcl_interfaces/srv/GetParameterTypes_Response" => $f::<srv::GetParameterTypesResponse>($($arg),*),
+            "lifecycle_msgs/msg/TransitionEvent" => $f::<srv::TransitionEvent>($($arg),*),
+            "lifecycle_msgs/srv/ChangeState_Request" => $f::<srv::ChangeStateRequest>($($arg),*),
+            "lifecycle_msgs/srv/ChangeState_Response" => $f::<srv::ChangeStateResponse>($($arg),*),
+            "lifecycle_msgs/srv/GetState_Request" => $f::<srv::EmptyRequest>($($arg),*),
+            "lifecycle_msgs/srv/GetState_Response" => $f::<srv::GetStateResponse>($($arg),*),
+            "lifecycle_msgs/srv/GetAvailableTransitions_Response" => {
+                $f::<srv::GetAvailableTransitionsResponse>($($arg),*)
+            }
+            "std_srvs/srv/SetBool_Request" => $f::<srv::SetBoolRequest>($($arg),*),
+            "std_srvs/srv/Trigger_Response" => $f::<srv::TriggerResponse>($($arg),*),
             other => panic!("no mirror struct for fixture type {other}"),
         }
     };
@@ -147,7 +171,8 @@ fn fixtures_decode_to_their_values_and_encode_to_their_bytes_for_humble_and_jazz
 
 #[test]
 fn decode_to_json_matches_the_recorded_values() {
-    for sample in samples() {
+    // Tools learn message types at run time; service halves never appear in bags.
+    for sample in samples().into_iter().filter(|s| s.type_name.contains("/msg/")) {
         let bytes = read("jazzy", &format!("{}.cdr", sample.name));
         let value = decode_to_json(&sample.type_name, &bytes).unwrap().unwrap();
         assert_eq!(value, sample.value, "{}", sample.name);

@@ -454,6 +454,8 @@ pub fn decode_to_json(type_name: &str, bytes: &[u8]) -> Option<Result<serde_json
         Detection2D::TYPE_NAME => json::<Detection2D>(bytes),
         Detection2DArray::TYPE_NAME => json::<Detection2DArray>(bytes),
         Classification::TYPE_NAME => json::<Classification>(bytes),
+        crate::ros::srv::ParameterEvent::TYPE_NAME => json::<crate::ros::srv::ParameterEvent>(bytes),
+        crate::ros::srv::TransitionEvent::TYPE_NAME => json::<crate::ros::srv::TransitionEvent>(bytes),
         KeyValue::TYPE_NAME => json::<KeyValue>(bytes),
         DiagnosticStatus::TYPE_NAME => json::<DiagnosticStatus>(bytes),
         DiagnosticArray::TYPE_NAME => json::<DiagnosticArray>(bytes),
