@@ -13,6 +13,8 @@ step "clippy (default features)"
 cargo clippy --release --all-targets -- -D warnings
 step "clippy (dds: the node over the pure-Rust DDS transport)"
 cargo clippy --release --all-targets --features dds -- -D warnings
+step "clippy (dds-humble: the DDS node for Humble graphs, library only)"
+cargo clippy --release --lib --features dds-humble -- -D warnings
 step "clippy (ros: the r2r node, type-checked without ROS)"
 cargo clippy --release --all-targets --features ros,r2r/doc-only -- -D warnings
 step "clippy (cuda: the CUDA graph code, type-checked without CUDA)"

@@ -2,14 +2,31 @@
 //! `ros2 run patrack patrack_node --ros-args ...` or `launch/patrack.launch.py`; parameters come
 //! from `--params-file` / `-p` (see `config/patrack.yaml`).
 
+#[cfg(feature = "ros")]
 fn main() -> std::process::ExitCode {
     patrack::device::tune_allocator();
     patrack::device::set_flush_denormals(true);
     match patrack::ros::transport::r2r::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("patrack_node: {e:#}");
+            // Through the ROS logger when it is up, so the reason also reaches /rosout.
+            log::error!("patrack_node stopped: {e:#}");
+            if log::max_level() == log::LevelFilter::Off {
+                eprintln!("patrack_node: {e:#}");
+            }
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Without the `ros` feature there is no ROS client library in the binary: say how to get one
+/// instead of installing a node that cannot join a graph.
+#[cfg(not(feature = "ros"))]
+fn main() -> std::process::ExitCode {
+    eprintln!(
+        "patrack_node: this build has no ROS 2 support. Build it in a sourced ROS 2 workspace with \
+         `colcon build --packages-select patrack --cargo-args --release --features ros` (add `--features cuda` \
+         for GPUs), or use `patrack node` (feature dds) without a ROS install."
+    );
+    std::process::ExitCode::from(2)
 }

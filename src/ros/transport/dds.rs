@@ -440,3 +440,14 @@ pub fn run(params: NodeParams, options: &DdsOptions) -> anyhow::Result<()> {
     drop(context);
     result.context("waiting for shutdown")
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_feature_selects_the_distribution_s_gid_layout() {
+        // Humble's rmw_dds_common Gid is 24 bytes, Iron's and newer 16; graph tools read the
+        // node's entry in ros_discovery_info with their own layout.
+        let expected = if cfg!(feature = "dds-humble") { 24 } else { 16 };
+        assert_eq!(ros2_client::gid::GID_LENGTH, expected, "{}", super::DISTRO);
+    }
+}

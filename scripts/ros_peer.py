@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""An rclpy peer for scripts/ros-check.sh: publishes RGB + aux image pairs (a bright square
+moving right) to the node's camera topics, sends an init box, and counts what comes back.
+
+Needs a sourced ROS 2 with rclpy, sensor_msgs, std_msgs, vision_msgs and diagnostic_msgs.
+Prints one JSON line: pairs sent, detection arrays received (with and without a box), debug
+images, diagnostics levels, confidence_stamped messages, and whether the answers carry the
+RGB stamps that were sent.
+"""
+
+import argparse
+import json
+import time
+
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
+from sensor_msgs.msg import Image
+from vision_msgs.msg import Classification, Detection2D, Detection2DArray
+
+W, H = 160, 120
+
+
+def frame(n, stamp, encoding):
+    msg = Image()
+    msg.header.stamp = stamp
+    msg.header.frame_id = "camera"
+    msg.height, msg.width = H, W
+    x0 = 40 + 2 * n
+    if encoding == "rgb8":
+        msg.encoding, msg.step = "rgb8", W * 3
+        row = bytearray()
+        data = bytearray()
+        for y in range(H):
+            row = bytearray()
+            for x in range(W):
+                v = 230 if (x0 <= x < x0 + 30 and 40 <= y < 70) else (x * 7 + y * 3) % 64
+                row += bytes((v, v // 2, 30))
+            data += row
+        msg.data = bytes(data)
+    else:
+        msg.encoding, msg.step = "mono16", W * 2
+        data = bytearray()
+        for y in range(H):
+            for x in range(W):
+                v = 4000 if (x0 <= x < x0 + 30 and 40 <= y < 70) else 3000 + (x + y) % 97
+                data += v.to_bytes(2, "little")
+        msg.data = bytes(data)
+    return msg
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ns", default="", help="namespace of the node's topics")
+    ap.add_argument("--node", default="/patrack", help="the node's full name")
+    ap.add_argument("--pairs", type=int, default=30)
+    ap.add_argument("--rate-hz", type=float, default=10.0)
+    ap.add_argument("--reliable", action="store_true", help="publish the cameras reliable")
+    args = ap.parse_args()
+
+    rclpy.init()
+    node = Node("patrack_check_peer")
+    camera_qos = QoSProfile(
+        depth=5,
+        history=HistoryPolicy.KEEP_LAST,
+        reliability=ReliabilityPolicy.RELIABLE if args.reliable else ReliabilityPolicy.BEST_EFFORT,
+    )
+    rgb_pub = node.create_publisher(Image, f"{args.ns}/rgb/image", camera_qos)
+    aux_pub = node.create_publisher(Image, f"{args.ns}/aux/image", camera_qos)
+    init_pub = node.create_publisher(Detection2D, f"{args.node}/init", 10)
+    got = {"detections": 0, "with_box": 0, "debug": 0, "scores": 0, "diag_levels": [], "stamps": []}
+    sent = []
+
+    def on_det(msg):
+        got["detections"] += 1
+        got["with_box"] += len(msg.detections) > 0
+        got["stamps"].append(msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec)
+
+    node.create_subscription(Detection2DArray, f"{args.node}/detections", on_det, 50)
+    node.create_subscription(Image, f"{args.node}/debug_image", lambda m: got.__setitem__("debug", got["debug"] + 1), 10)
+    node.create_subscription(Classification, f"{args.node}/confidence_stamped",
+                             lambda m: got.__setitem__("scores", got["scores"] + 1), 50)
+    node.create_subscription(DiagnosticArray, "/diagnostics",
+                             lambda m: got["diag_levels"].append(int.from_bytes(m.status[0].level, "little")
+                                                                 if isinstance(m.status[0].level, bytes)
+                                                                 else int(m.status[0].level)), 10)
+
+    # Wait until the node's camera subscriptions are matched.
+    deadline = time.time() + 30
+    while time.time() < deadline and (rgb_pub.get_subscription_count() == 0 or aux_pub.get_subscription_count() == 0):
+        rclpy.spin_once(node, timeout_sec=0.1)
+    period = 1.0 / args.rate_hz
+    t0 = node.get_clock().now().nanoseconds
+    for n in range(args.pairs):
+        stamp_ns = t0 + int(n * 33_333_333)
+        stamp = rclpy.time.Time(nanoseconds=stamp_ns).to_msg()
+        if n == 1:
+            init = Detection2D()
+            init.header.stamp = rclpy.time.Time(nanoseconds=t0).to_msg()
+            init.bbox.center.position.x, init.bbox.center.position.y = 55.0, 55.0
+            init.bbox.size_x, init.bbox.size_y = 30.0, 30.0
+            init_pub.publish(init)
+        rgb_pub.publish(frame(n, stamp, "rgb8"))
+        aux_pub.publish(frame(n, stamp, "mono16"))
+        sent.append(stamp_ns)
+        end = time.time() + period
+        while time.time() < end:
+            rclpy.spin_once(node, timeout_sec=0.01)
+    end = time.time() + 3
+    while time.time() < end:
+        rclpy.spin_once(node, timeout_sec=0.05)
+    report = {
+        "sent": len(sent),
+        "detections": got["detections"],
+        "with_box": got["with_box"],
+        "debug_images": got["debug"],
+        "confidence_stamped": got["scores"],
+        "diagnostics": len(got["diag_levels"]),
+        "diag_levels": sorted(set(got["diag_levels"])),
+        "stamps_match": all(s in sent for s in got["stamps"]),
+    }
+    print(json.dumps(report))
+    node.destroy_node()
+    rclpy.shutdown()
+
+
+if __name__ == "__main__":
+    main()
