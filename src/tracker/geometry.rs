@@ -19,6 +19,13 @@ pub struct BoxCxcywh<T> {
     pub h: T,
 }
 
+impl std::fmt::Display for BoxXywh {
+    /// `x,y,w,h` in pixels, as box files and the `--init` flag write it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{},{},{}", self.x, self.y, self.w, self.h)
+    }
+}
+
 impl BoxXywh {
     pub fn new(x: f64, y: f64, w: f64, h: f64) -> Self {
         Self { x, y, w, h }
