@@ -474,3 +474,55 @@ fn raw_tensor_rejects_inconsistent_data() {
     ];
     assert!(checkpoint::write_safetensors(&dup, tmp("dup.safetensors")).is_err());
 }
+
+/// A `.safetensors` file holding one tensor and `config` as its recorded configuration.
+fn with_recorded_config(name: &str, config: &str) -> PathBuf {
+    let header = format!(
+        r#"{{"__metadata__":{{"patrack.config":{}}},"backbone.norm.weight":{{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}}}"#,
+        serde_json::to_string(config).unwrap()
+    );
+    let path = tmp(name);
+    std::fs::write(&path, safetensors_bytes(&header, 4)).unwrap();
+    path
+}
+
+#[test]
+fn huge_recorded_configurations_are_refused_before_allocating() {
+    // The campaign's ~330-byte files: embed_dim 65536, depth 64 or 10^7 panicked in tch or
+    // aborted on allocation.
+    for (field, config) in [
+        ("embed_dim 65536", r#"{"embed_dim":65536,"num_heads":16}"#),
+        ("depth 64", r#"{"depth":64}"#),
+        ("depth 10000000", r#"{"depth":10000000}"#),
+    ] {
+        let path = with_recorded_config(&format!("huge-{}.safetensors", field.replace(' ', "-")), config);
+        println!("{} bytes", std::fs::metadata(&path).unwrap().len());
+        let err = patrack::model::load_file(&path, None, tch::Device::Cpu, patrack::device::Precision::Fp32)
+            .expect_err(field);
+        println!("{field}: {err}");
+        assert!(err.to_string().contains(field) && err.to_string().contains("maximum"), "{err}");
+    }
+}
+
+#[test]
+fn small_weights_without_their_configuration_get_a_short_hint() {
+    // The demo model re-saved without `patrack.config`, loaded with the default (ViT-B): one
+    // short message naming the configuration to pass, not a 411-line key list.
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/patrack_small_rgbt.safetensors");
+    let ckpt = read_any(&model).unwrap();
+    let bare = tmp("small-without-config.safetensors");
+    checkpoint::write_safetensors(&ckpt.tensors, &bare).unwrap();
+    let err = patrack::model::load_file(&bare, None, tch::Device::Cpu, patrack::device::Precision::Fp32).unwrap_err();
+    let msg = err.to_string();
+    println!("{msg}");
+    assert!(msg.contains("128-wide") && msg.contains("--config small"), "{msg}");
+    assert!(msg.lines().count() <= 3, "{} lines", msg.lines().count());
+    // With the hint followed, it loads.
+    patrack::model::load_file(
+        &bare,
+        Some(patrack::model::ModelConfig::small()),
+        tch::Device::Cpu,
+        patrack::device::Precision::Fp32,
+    )
+    .unwrap();
+}

@@ -8,7 +8,7 @@ fn main() -> std::process::ExitCode {
     match patrack::ros::transport::r2r::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("patrack_node: {e:#}");
+            eprintln!("patrack_node: {}", patrack::cli::error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }
