@@ -212,6 +212,52 @@ pub fn set_flush_denormals(on: bool) -> bool {
     }
 }
 
+/// Intra-op threads libtorch uses for CPU inference (its OpenMP pool); 0 keeps libtorch's own
+/// default (one per core). Call before the first network runs.
+///
+/// The default policy is [`default_cpu_threads`]; see BENCHMARKS.md, "Thread policy", for the
+/// measurements behind it.
+pub fn set_cpu_threads(threads: usize) {
+    if threads > 0 {
+        tch::set_num_threads(i32::try_from(threads).unwrap_or(i32::MAX));
+    }
+}
+
+/// Networks up to this many parameters run on one intra-op thread by default.
+pub const SMALL_MODEL_PARAMETERS: i64 = 20_000_000;
+
+/// The default number of intra-op threads for a network of `parameters` parameters on a machine
+/// with `cores` cores.
+///
+/// libtorch's OpenMP threads spin-wait for each other between the thousand small operators of a
+/// step. On a robot the cores are shared, and a spinning thread that loses its core stalls all
+/// the others until the scheduler brings it back: with two busy processes on a 2-core machine
+/// the small demo model fell from 70 to 5 frames/s on two threads, while one thread has nobody
+/// to wait for and slows only by its share of the core. Small networks (the demo models) gain
+/// little from a second thread even on an idle machine, so they get one; large networks (ViT-B)
+/// get half the cores, which leaves room for the node's other threads and for other processes.
+pub fn default_cpu_threads(parameters: i64, cores: usize) -> usize {
+    if parameters <= SMALL_MODEL_PARAMETERS {
+        1
+    } else {
+        (cores / 2).max(1)
+    }
+}
+
+/// Sets the intra-op CPU threads for a network of `parameters` parameters: `threads` when given
+/// (non-zero), else [`default_cpu_threads`]. Returns the number set. The node's `threads`
+/// parameter and the CLI's `--threads` flag both come here.
+pub fn apply_thread_policy(threads: usize, parameters: i64) -> usize {
+    let n = if threads > 0 { threads } else { default_cpu_threads(parameters, available_cores()) };
+    set_cpu_threads(n);
+    n
+}
+
+/// Cores this process may run on (the affinity mask), at least 1.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
 /// Keeps large freed buffers in the process instead of returning them to the kernel.
 ///
 /// glibc serves every allocation above 128 KiB with a fresh `mmap` and unmaps it on free, so each
@@ -230,6 +276,14 @@ pub fn tune_allocator() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn thread_defaults() {
+        assert_eq!(default_cpu_threads(3_000_000, 2), 1);
+        assert_eq!(default_cpu_threads(100_000_000, 2), 1);
+        assert_eq!(default_cpu_threads(100_000_000, 8), 4);
+        assert_eq!(default_cpu_threads(100_000_000, 1), 1);
+    }
 
     #[test]
     #[cfg(target_arch = "x86_64")]

@@ -10,6 +10,7 @@
 //! | [`bag`] | rosbag2 MCAP reading/writing and offline replay through the tracker |
 //! | [`eval`] | benchmark layouts, runs and the toolkits' scores, tables and plots |
 //! | [`dataset`] | image files on disk: listing and decoding |
+//! | [`limits`] | shape checks of untrusted YAML before parsing, distinct RGB/aux topics |
 //! | [`overlay`] | drawing boxes and labels on frames |
 //! | [`train`] | progressive adaptation training, its losses and the synthetic RGB+X generator |
 //! | [`cli`] | the `patrack` command line |
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod dataset;
 pub mod device;
 pub mod eval;
+pub mod limits;
 pub mod model;
 pub mod overlay;
 pub mod ros;

@@ -7,7 +7,7 @@ fn main() -> std::process::ExitCode {
     match patrack::cli::run(patrack::cli::Cli::parse()) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", patrack::cli::error_chain(&e));
             std::process::ExitCode::FAILURE
         }
     }

@@ -333,7 +333,130 @@ fn non_checkpoint_files_give_clear_errors() {
     std::fs::write(&bad_st, b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1").unwrap();
     let err = read_any(&bad_st).unwrap_err();
     println!("bad safetensors: {err}");
-    assert!(matches!(err, CheckpointError::Safetensors(_)), "{err:?}");
+    assert!(matches!(err, CheckpointError::SafetensorsHeader(_)), "{err:?}");
+}
+
+/// A `.safetensors` file of `entries` (name, dtype, shape, data) with `metadata`, written by hand
+/// so that it may be inconsistent.
+fn safetensors_bytes(header: &str, data_len: usize) -> Vec<u8> {
+    let mut out = (header.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(header.as_bytes());
+    out.extend(std::iter::repeat_n(0u8, data_len));
+    out
+}
+
+#[test]
+fn safetensors_errors_name_the_tensor() {
+    // Shape [2, 3] of F32 needs 24 bytes; the offsets give 20.
+    let bytes = safetensors_bytes(
+        r#"{"good":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"blocks.0.w":{"dtype":"F32","shape":[2,3],"data_offsets":[4,24]}}"#,
+        24,
+    );
+    let err = checkpoint::parse_safetensors(&bytes).unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("blocks.0.w") && err.to_string().contains("24"), "{err}");
+    let bytes = safetensors_bytes(r#"{"odd.dtype":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[0,1]}}"#, 1);
+    let err = checkpoint::parse_safetensors(&bytes).unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("odd.dtype") && err.to_string().contains("F8_E4M3"), "{err}");
+    // A gap between tensors names the tensor after it.
+    let bytes = safetensors_bytes(
+        r#"{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"b":{"dtype":"U8","shape":[1],"data_offsets":[2,3]}}"#,
+        3,
+    );
+    let err = checkpoint::parse_safetensors(&bytes).unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("tensor b:"), "{err}");
+}
+
+#[test]
+fn huge_declared_header_or_data_is_refused_before_allocating() {
+    // 2^40-byte header declared in a 16-byte file.
+    let mut bytes = (1u64 << 40).to_le_bytes().to_vec();
+    bytes.extend_from_slice(b"{}      ");
+    let err = checkpoint::parse_safetensors(&bytes).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, CheckpointError::SafetensorsHeader(_)), "{err:?}");
+    // A tensor of 2^62 bytes declared over an empty data section.
+    let bytes = safetensors_bytes(
+        r#"{"w":{"dtype":"U8","shape":[4611686018427387904],"data_offsets":[0,4611686018427387904]}}"#,
+        0,
+    );
+    let err = checkpoint::parse_safetensors(&bytes).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, CheckpointError::SafetensorsHeader(_)), "{err:?}");
+}
+
+#[test]
+fn special_files_are_not_read() {
+    // /dev/zero never ends and a FIFO blocks: neither is opened for reading weights.
+    for path in ["/dev/zero", "/dev/null"] {
+        if std::path::Path::new(path).exists() {
+            let err = read_any(path).unwrap_err();
+            println!("{path}: {err}");
+            assert!(matches!(err, CheckpointError::NotAFile { .. }), "{err:?}");
+        }
+    }
+}
+
+#[test]
+fn zip_bomb_data_pkl_is_refused_before_inflating() {
+    // data.pkl deflated from 200 MiB of zeros (about 200 KB in the zip): over the 64 MiB limit
+    // by its declared size, so nothing is inflated.
+    let mut entries = golden_entries();
+    let pkl = entries.iter().position(|(n, _)| n.ends_with("/data.pkl")).unwrap();
+    entries[pkl].1 = vec![0u8; 200 << 20];
+    let mut w = zip::ZipWriter::new(Cursor::new(Vec::new()));
+    for (name, data) in &entries {
+        let method =
+            if name.ends_with("/data.pkl") { zip::CompressionMethod::Deflated } else { zip::CompressionMethod::Stored };
+        w.start_file(name.as_str(), zip::write::SimpleFileOptions::default().compression_method(method)).unwrap();
+        w.write_all(data).unwrap();
+    }
+    let bytes = w.finish().unwrap().into_inner();
+    println!("zip of {} bytes", bytes.len());
+    let err = expect_err(bytes, "zip bomb");
+    assert!(matches!(err, CheckpointError::EntryTooLarge { .. }), "{err:?}");
+    assert!(err.to_string().contains("data.pkl"), "{err}");
+}
+
+#[test]
+fn storages_are_checked_against_the_selection_before_reading() {
+    // The selection sees every tensor's name, dtype and shape before any storage is read: here
+    // it refuses the file, and the reader never touches a storage (one is even missing).
+    let mut entries = golden_entries();
+    entries.retain(|(n, _)| !n.ends_with("/data/5"));
+    let bytes = rezip(&entries);
+    let mut seen = Vec::new();
+    let err = checkpoint::read_pth_selected_from(Cursor::new(bytes.clone()), |infos, _| {
+        seen = infos.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+        Err(CheckpointError::InvalidTensor("refused by the selection".into()))
+    })
+    .unwrap_err();
+    assert!(err.to_string().contains("refused by the selection"), "{err}");
+    assert_eq!(seen.len(), 8);
+    assert!(seen.contains(&("adapter_head.adapter_down.weight".to_string(), vec![10, 6])), "{seen:?}");
+    // Tensors not selected are never read: dropping the one whose storage is missing loads.
+    let ckpt = checkpoint::read_pth_selected_from(Cursor::new(bytes), |infos, _| {
+        Ok::<_, CheckpointError>(infos.iter().map(|t| t.name != "adapter_head.adapter_down.weight").collect())
+    })
+    .unwrap();
+    assert_eq!(ckpt.tensors.len(), 7);
+}
+
+#[test]
+fn storage_far_larger_than_its_tensor_is_refused() {
+    // Storage '5' (adapter_down.weight, 10x6 floats) declared with 2^30 elements: 4 GiB that a
+    // 60-element view would not need. Refused before reading, by the declared sizes.
+    let bytes = with_entry("/data.pkl", |pkl| {
+        let from: &[u8] = b"\x0eK\x78t";
+        let at = pkl.windows(from.len()).position(|w| w == from).unwrap();
+        pkl.splice(at..at + from.len(), b"\x0eJ\x00\x00\x00\x40t".iter().copied());
+    });
+    let err = checkpoint::read_pth_from(Cursor::new(bytes));
+    let err = err.expect_err("4 GiB storage accepted");
+    println!("{err}");
+    assert!(matches!(err, CheckpointError::TooMuchData { .. }), "{err:?}");
 }
 
 #[test]
@@ -350,4 +473,56 @@ fn raw_tensor_rejects_inconsistent_data() {
         ("a".to_string(), RawTensor::new(Dtype::U8, vec![1], vec![8]).unwrap()),
     ];
     assert!(checkpoint::write_safetensors(&dup, tmp("dup.safetensors")).is_err());
+}
+
+/// A `.safetensors` file holding one tensor and `config` as its recorded configuration.
+fn with_recorded_config(name: &str, config: &str) -> PathBuf {
+    let header = format!(
+        r#"{{"__metadata__":{{"patrack.config":{}}},"backbone.norm.weight":{{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}}}"#,
+        serde_json::to_string(config).unwrap()
+    );
+    let path = tmp(name);
+    std::fs::write(&path, safetensors_bytes(&header, 4)).unwrap();
+    path
+}
+
+#[test]
+fn huge_recorded_configurations_are_refused_before_allocating() {
+    // The campaign's ~330-byte files: embed_dim 65536, depth 64 or 10^7 panicked in tch or
+    // aborted on allocation.
+    for (field, config) in [
+        ("embed_dim 65536", r#"{"embed_dim":65536,"num_heads":16}"#),
+        ("depth 64", r#"{"depth":64}"#),
+        ("depth 10000000", r#"{"depth":10000000}"#),
+    ] {
+        let path = with_recorded_config(&format!("huge-{}.safetensors", field.replace(' ', "-")), config);
+        println!("{} bytes", std::fs::metadata(&path).unwrap().len());
+        let err = patrack::model::load_file(&path, None, tch::Device::Cpu, patrack::device::Precision::Fp32)
+            .expect_err(field);
+        println!("{field}: {err}");
+        assert!(err.to_string().contains(field) && err.to_string().contains("maximum"), "{err}");
+    }
+}
+
+#[test]
+fn small_weights_without_their_configuration_get_a_short_hint() {
+    // The demo model re-saved without `patrack.config`, loaded with the default (ViT-B): one
+    // short message naming the configuration to pass, not a 411-line key list.
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models/patrack_small_rgbt.safetensors");
+    let ckpt = read_any(&model).unwrap();
+    let bare = tmp("small-without-config.safetensors");
+    checkpoint::write_safetensors(&ckpt.tensors, &bare).unwrap();
+    let err = patrack::model::load_file(&bare, None, tch::Device::Cpu, patrack::device::Precision::Fp32).unwrap_err();
+    let msg = err.to_string();
+    println!("{msg}");
+    assert!(msg.contains("128-wide") && msg.contains("--config small"), "{msg}");
+    assert!(msg.lines().count() <= 3, "{} lines", msg.lines().count());
+    // With the hint followed, it loads.
+    patrack::model::load_file(
+        &bare,
+        Some(patrack::model::ModelConfig::small()),
+        tch::Device::Cpu,
+        patrack::device::Precision::Fp32,
+    )
+    .unwrap();
 }

@@ -60,7 +60,9 @@ fn convert_writes_the_official_checkpoint_as_safetensors() {
         stderr.contains("shape mismatch for backbone.blocks.0.attn.qkv.weight: model [2304, 768], file [24, 8]"),
         "{stderr}"
     );
-    assert!(stderr.contains("missing key backbone.patch_embed.proj.weight"), "{stderr}");
+    // The list is capped; the rest is counted by kind.
+    assert!(stderr.contains("missing key backbone.blocks.0.adap2_t.proj.weight"), "{stderr}");
+    assert!(stderr.contains("... and 430 more: 430 missing, 0 unexpected, 0 mis-shaped"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -110,4 +112,16 @@ fn saved_weights_load_back_identically_with_their_configuration() {
     let bf16 = patrack::model::load_file(&path, None, tch::Device::Cpu, patrack::device::Precision::Bf16).unwrap();
     assert!(bf16.vs.variables().values().all(|v| v.kind() == tch::Kind::BFloat16));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `patrack_node` is built in every configuration, so a colcon build with a comma-separated
+/// feature list installs it; without the `ros` feature it says how to build the real node.
+#[cfg(not(feature = "ros"))]
+#[test]
+fn patrack_node_without_ros_says_how_to_build_it() {
+    let out = Command::new(env!("CARGO_BIN_EXE_patrack_node")).output().expect("running patrack_node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--features ros") && stderr.contains("patrack node"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one message: {stderr}");
 }

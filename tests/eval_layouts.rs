@@ -304,3 +304,56 @@ fn cli_runs_resumes_and_scores_results() {
     let scored = run(&["--results", named.to_str().unwrap(), "--prefix", "Oracle_"]);
     assert!(scored.contains("| named | 95.2 | 100.0 | 100.0 |"), "{scored}");
 }
+
+#[test]
+fn image_files_get_the_camera_limits_and_missing_init_txt_is_named() {
+    use patrack::dataset::{load_decoded, DatasetError};
+    // A PNG whose header declares 12000 x 12000 pixels (432 MB of RGB): refused by the limits
+    // from its header, not decoded (it was: 27 s and 2.8 GB in `run`).
+    let dir = std::env::temp_dir().join(format!("patrack-limits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = b"IHDR".to_vec();
+    ihdr.extend_from_slice(&12000u32.to_be_bytes());
+    ihdr.extend_from_slice(&12000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc32(&ihdr).to_be_bytes());
+    let path = dir.join("big.png");
+    std::fs::write(&path, &png).unwrap();
+    let err = load_decoded(&path).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, DatasetError::Image { .. }), "{err}");
+    assert!(err.to_string().contains("big.png") && err.to_string().to_lowercase().contains("limit"), "{err}");
+    // A FIFO or device named like an image is not read.
+    if std::path::Path::new("/dev/zero").exists() {
+        let err = load_decoded(std::path::Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(err, DatasetError::NotAFile { .. }), "{err}");
+    }
+    // LasHeR without init.txt (nor visible.txt) names init.txt.
+    let seq = dir.join("seq");
+    for sub in ["visible", "infrared"] {
+        std::fs::create_dir_all(seq.join(sub)).unwrap();
+        std::fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/rgb_16x12.png"),
+            seq.join(sub).join("000001.png"),
+        )
+        .unwrap();
+    }
+    let err = patrack::eval::layout::BenchSequence::open(patrack::eval::layout::DatasetKind::Lasher, &seq).unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("init.txt"), "{err}");
+}
+
+/// CRC-32 (IEEE) of a PNG chunk's type and data.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}

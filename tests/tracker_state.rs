@@ -151,3 +151,34 @@ fn gpu_crop_path_is_within_one_grey_level_of_opencv() {
         }
     }
 }
+
+#[test]
+fn a_tiny_frame_mid_stream_is_an_error_not_a_box() {
+    // A 1x1 frame after a good one used to re-initialise on the scaled box and answer
+    // (-9,-9,10,10) "tracking".
+    let mut t = tiny_tracker(TrackerConfig::default());
+    let f = scene(160, 120, 60, 50);
+    t.init(&f, BoxXywh::new(60.0, 50.0, 20.0, 16.0)).unwrap();
+    let tiny = ImageU8::zeros(1, 1, 6);
+    let err = t.track(&tiny).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err, TrackError::FrameTooSmall { width: 1, height: 1 }), "{err}");
+    // The tracker carries on with the next good frame.
+    assert_eq!(t.track(&f).unwrap().state, TargetState::Tracking);
+    let err = t.init(&ImageU8::zeros(15, 200, 6), BoxXywh::new(1.0, 1.0, 5.0, 5.0)).unwrap_err();
+    assert!(matches!(err, TrackError::FrameTooSmall { .. }), "{err}");
+}
+
+#[test]
+fn lost_search_scale_is_bounded_and_messages_show_boxes_plainly() {
+    let huge = TrackerConfig { lost_search_scale: 1e6, ..TrackerConfig::default() };
+    let err = huge.validate().unwrap_err();
+    println!("{err}");
+    assert!(err.contains("lost_search_scale") && err.contains('4'), "{err}");
+    assert!(TrackerConfig { lost_search_scale: 4.0, ..TrackerConfig::default() }.validate().is_ok());
+    // No Debug output (`BoxXywh { x: NaN, .. }`) in the message.
+    let mut t = tiny_tracker(TrackerConfig::default());
+    let err = t.init(&scene(160, 120, 60, 50), BoxXywh::new(f64::NAN, 1.0, 5.0, 5.0)).unwrap_err();
+    println!("{err}");
+    assert!(err.to_string().contains("NaN,1,5,5") && !err.to_string().contains("BoxXywh"), "{err}");
+}

@@ -9,10 +9,12 @@ fn main() -> std::process::ExitCode {
     match patrack::ros::transport::r2r::run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // Through the ROS logger when it is up, so the reason also reaches /rosout.
-            log::error!("patrack_node stopped: {e:#}");
+            // Through the ROS logger when it is up, so the reason also reaches /rosout; each
+            // cause once.
+            let message = patrack::cli::error_chain(&e);
+            log::error!("patrack_node stopped: {message}");
             if log::max_level() == log::LevelFilter::Off {
-                eprintln!("patrack_node: {e:#}");
+                eprintln!("patrack_node: {message}");
             }
             std::process::ExitCode::FAILURE
         }

@@ -40,6 +40,10 @@ pub struct Args {
     /// decoding, aux preparation, registration, publishing; no network).
     #[arg(long)]
     pub node: bool,
+    /// Soak: push this many RGB + thermal pairs through the node core (tracking with --model, or
+    /// the small demo model) and report the resident memory growth after warm-up.
+    #[arg(long)]
+    pub soak: Option<usize>,
     /// Keep denormal floats (the libtorch default) instead of flushing them to zero, to measure
     /// what flushing gains.
     #[arg(long)]
@@ -83,6 +87,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.node {
         return node_overhead(&args);
     }
+    if let Some(pairs) = args.soak {
+        return soak(&args, pairs);
+    }
     if args.single {
         let row = measure(&args)?;
         println!("ROW {}", serde_json::to_string(&row)?);
@@ -96,6 +103,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             cmd.args(["bench", "--single", "--device", dev, "--precision", prec]);
             cmd.args(["--runs", &args.runs.to_string(), "--warmup", &args.warmup.to_string()]);
             cmd.args(["--frame", &args.frame, "--config", &args.model.config]);
+            cmd.args(["--threads", &args.model.threads.to_string()]);
             for (flag, on) in [
                 ("--keep-denormals", args.keep_denormals),
                 ("--no-cuda-graph", args.no_cuda_graph),
@@ -202,6 +210,7 @@ fn measure(args: &Args) -> anyhow::Result<Row> {
         tch::Cuda::cudnn_set_benchmark(true);
     }
     let model = build_model(args.model.model.as_deref(), &args.model.config, device, precision)?;
+    super::common::apply_thread_policy(args.model.threads, &model);
     let cfg = model.cfg.clone();
     let z = Tensor::randn([1, 6, cfg.template_size, cfg.template_size], (Kind::Float, Device::Cpu));
     let x = Tensor::randn([1, 6, cfg.search_size, cfg.search_size], (Kind::Float, Device::Cpu)).to_device(device);
@@ -295,6 +304,104 @@ impl crate::ros::node::Sink for CountingSink {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// Resident set size of this process in MiB, from `/proc/self/statm`.
+fn rss_mib() -> Option<f64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: f64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page_bytes = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as f64;
+    Some(pages * page_bytes / (1024.0 * 1024.0))
+}
+
+/// `--soak N`: N pairs of a moving synthetic target (`--frame` rgb8 + mono16 thermal) through
+/// `NodeCore` with the tracker initialised, one pair at a time; RSS sampled every 500 pairs.
+/// Growth is measured from the sample after the first 1000 pairs (allocator and libtorch caches
+/// warm) to the last.
+fn soak(args: &Args, pairs: usize) -> anyhow::Result<()> {
+    use crate::ros::msgs::{Header, Image, RosMessage, Time};
+    use crate::ros::node::{Input, NodeCore};
+    use crate::ros::params::NodeParams;
+    const WARM_PAIRS: usize = 1000;
+    const SAMPLE_EVERY: usize = 500;
+    let (w, h) = parse_frame(&args.frame)?;
+    let model_path = match &args.model.model {
+        Some(m) => m.display().to_string(),
+        None => "models/patrack_small_rgbt.safetensors".to_string(),
+    };
+    let (bw, bh) = (w as f64 / 8.0, h as f64 / 8.0);
+    let params = NodeParams {
+        device: "cpu".into(),
+        model_path: model_path.clone(),
+        initial_bbox: [w as f64 / 2.0 - bw / 2.0, h as f64 / 2.0 - bh / 2.0, bw, bh],
+        ..Default::default()
+    };
+    let model = crate::ros::transport::build_model(&params)?;
+    super::common::apply_thread_policy(args.model.threads, &model);
+    let sink = std::sync::Arc::new(CountingSink::default());
+    let core = NodeCore::new(params, model, sink.clone())?;
+    let idle = std::time::Duration::from_secs(30);
+    let mut samples: Vec<(usize, f64)> = Vec::new();
+    let started = Instant::now();
+    for n in 0..pairs {
+        // A bright square circling the centre, warm in the thermal image.
+        let t = n as f64 * 0.05;
+        let (cx, cy) = (w as f64 / 2.0 + t.cos() * w as f64 / 6.0, h as f64 / 2.0 + t.sin() * h as f64 / 6.0);
+        let inside = |x: usize, y: usize| (x as f64 - cx).abs() < bw / 2.0 && (y as f64 - cy).abs() < bh / 2.0;
+        let mut rgb = vec![40u8; w * h * 3];
+        let mut aux = Vec::with_capacity(w * h * 2);
+        for y in 0..h {
+            for x in 0..w {
+                let hot = inside(x, y);
+                if hot {
+                    rgb[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&[220, 180, 60]);
+                }
+                aux.extend_from_slice(&(if hot { 3400u16 } else { 3000 }).to_le_bytes());
+            }
+        }
+        let stamp = Time::from_ns(1_000_000_000 + n as i64 * 33_000_000).context("stamp out of range")?;
+        let msg = |encoding: &str, step: usize, data: Vec<u8>| {
+            let header = Header { stamp, frame_id: "camera".into() };
+            Image {
+                header,
+                height: h as u32,
+                width: w as u32,
+                encoding: encoding.into(),
+                is_bigendian: 0,
+                step: step as u32,
+                data,
+            }
+            .encode()
+        };
+        core.handle(Input::Rgb, &msg("rgb8", 3 * w, rgb)?);
+        core.handle(Input::Aux, &msg("mono16", 2 * w, aux)?);
+        if !core.wait_idle(idle) {
+            anyhow::bail!("the node did not finish pair {n} within {idle:?}");
+        }
+        if (n + 1) % SAMPLE_EVERY == 0 || n + 1 == pairs {
+            samples.push((n + 1, rss_mib().unwrap_or(f64::NAN)));
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let warm = samples.iter().find(|(n, _)| *n >= WARM_PAIRS.min(pairs)).copied().unwrap_or((0, f64::NAN));
+    let last = samples.last().copied().unwrap_or((0, f64::NAN));
+    let peak = samples.iter().map(|s| s.1).fold(f64::NAN, f64::max);
+    let growth_pct = (last.1 - warm.1) / warm.1 * 100.0;
+    println!("RSS MiB by pairs: {}", samples.iter().map(|(n, r)| format!("{n}:{r:.1}")).collect::<Vec<_>>().join(" "));
+    println!(
+        "soak: {pairs} pairs {w}x{h} through NodeCore with {model_path} in {seconds:.1} s ({:.1} pairs/s); \
+         {} messages published; RSS {:.1} MiB after {} pairs, {:.1} MiB at the end (peak {:.1}): growth {growth_pct:+.2} %",
+        pairs as f64 / seconds,
+        sink.0.load(std::sync::atomic::Ordering::Relaxed),
+        warm.1,
+        warm.0,
+        last.1,
+        peak
+    );
+    let stats = core.stats();
+    println!("node: {} pairs processed", stats.processed);
+    Ok(())
 }
 
 /// `--node`: per-pair cost of the node without the network, for a `--frame` rgb8 image and a

@@ -26,6 +26,10 @@ pub struct ModelArgs {
     /// Ignored when the weights file records its configuration.
     #[arg(long, default_value = "vit_base")]
     pub config: String,
+    /// Intra-op CPU threads of the network (0: one for small networks, half the cores for large
+    /// ones; see the README's thread policy).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
 }
 
 impl ModelArgs {
@@ -38,8 +42,17 @@ impl ModelArgs {
     }
 
     pub fn build(&self) -> anyhow::Result<PATrack> {
-        build_model(self.model.as_deref(), &self.config, self.device()?, self.precision()?)
+        let model = build_model(self.model.as_deref(), &self.config, self.device()?, self.precision()?)?;
+        apply_thread_policy(self.threads, &model);
+        Ok(model)
     }
+}
+
+/// Sets the intra-op CPU threads: `threads`, or [`device::default_cpu_threads`] for this
+/// network when 0.
+pub fn apply_thread_policy(threads: usize, model: &PATrack) {
+    let n = device::apply_thread_policy(threads, model.cfg.estimated_parameters());
+    log::debug!("{n} intra-op CPU thread(s)");
 }
 
 /// Parses `--config`.

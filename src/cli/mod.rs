@@ -66,3 +66,35 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Node(a) => node::run(a),
     }
 }
+
+/// The error and its causes joined by `: `, each stated once: a cause whose text the message
+/// already contains (an error that prints its source and also returns it) is not repeated.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn error_chain_states_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("{path}: {source}")]
+        struct Repeats {
+            path: String,
+            source: std::io::Error,
+        }
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(Repeats { path: "a.yaml".into(), source: io }).context("reading parameters");
+        let text = super::error_chain(&e);
+        assert_eq!(text.matches("not found").count(), 1, "{text}");
+        assert!(text.starts_with("reading parameters: a.yaml: "), "{text}");
+    }
+}

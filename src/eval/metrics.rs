@@ -23,8 +23,8 @@ pub type Rect32 = [f32; 4];
 /// Errors of the score computations and their inputs.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{path} line {line}: expected 4 numbers separated by ',', ' ' or tab, got {text:?}")]
     Line { path: PathBuf, line: usize, text: String },
     #[error("sequence {seq}: {n_result} result boxes for {n_gt} ground-truth boxes")]
@@ -150,7 +150,7 @@ pub fn ltrb_to_ltwh(r: &Rect32) -> Rect32 {
 /// Reads a box file as `rgbt.utils.load_text` does: one row per line, the numbers separated by
 /// `,`, a space or a tab, parsed to float32. Blank lines are skipped (as `np.loadtxt` does).
 pub fn load_boxes(path: &Path) -> Result<Vec<Rect32>, MetricsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| MetricsError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|cause| MetricsError::Io { path: path.into(), cause })?;
     parse_boxes(&text).map_err(|(line, text)| MetricsError::Line { path: path.into(), line, text })
 }
 

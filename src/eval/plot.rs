@@ -17,8 +17,8 @@ use crate::eval::report::{BenchScores, Report};
 pub enum PlotError {
     #[error("drawing {path}: {what}")]
     Draw { path: PathBuf, what: String },
-    #[error("{path}: {source}")]
-    Save { path: PathBuf, source: image::ImageError },
+    #[error("{path}: {cause}")]
+    Save { path: PathBuf, cause: image::ImageError },
 }
 
 const FONT_CANDIDATES: &[&str] = &[
@@ -116,7 +116,7 @@ pub fn draw_curves_to(
         root.present().map_err(|e| err(&e))?;
     }
     image::save_buffer(path, &buf, w, h, image::ExtendedColorType::Rgb8)
-        .map_err(|source| PlotError::Save { path: path.into(), source })
+        .map_err(|cause| PlotError::Save { path: path.into(), cause })
 }
 
 /// The report's plots into `out_dir`: `success.png` and `precision.png` (one-pass benchmarks)

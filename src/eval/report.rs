@@ -15,8 +15,8 @@ pub enum ReportError {
     Metrics(#[from] metrics::MetricsError),
     #[error(transparent)]
     LongTerm(#[from] longterm::LongTermError),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("{0}: no raw results for any sequence (expected <seq>.txt, or longterm/<seq>/ for DepthTrack)")]
     NoResults(PathBuf),
     #[error("{dir}: no result for sequence {seq}")]
@@ -112,7 +112,7 @@ pub fn tracker_dirs(
     if has_results(dir) {
         return Ok(vec![(name_of(dir), dir.into())]);
     }
-    let rd = std::fs::read_dir(dir).map_err(|source| ReportError::Io { path: dir.into(), source })?;
+    let rd = std::fs::read_dir(dir).map_err(|cause| ReportError::Io { path: dir.into(), cause })?;
     let mut out: Vec<(String, PathBuf)> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir() && has_results(p))
@@ -171,7 +171,7 @@ pub fn markdown(report: &Report) -> String {
 pub fn write_tables(report: &Report, out_dir: &Path) -> Result<(PathBuf, PathBuf), ReportError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| ReportError::Io { path, source }
+        move |cause| ReportError::Io { path, cause }
     };
     std::fs::create_dir_all(out_dir).map_err(io(out_dir))?;
     let (json, md) = (out_dir.join("scores.json"), out_dir.join("scores.md"));

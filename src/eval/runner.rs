@@ -12,8 +12,8 @@ use crate::tracker::{TrackError, Tracker};
 pub enum RunError {
     #[error(transparent)]
     Layout(#[from] LayoutError),
-    #[error("sequence {seq}, frame {frame}: {source}")]
-    Track { seq: String, frame: usize, source: TrackError },
+    #[error("sequence {seq}, frame {frame}: {cause}")]
+    Track { seq: String, frame: usize, cause: TrackError },
 }
 
 /// What a run did.
@@ -37,7 +37,7 @@ pub fn track_sequence(
     for i in 0..seq.len() {
         let t0 = Instant::now();
         let frame = seq.frame(i)?;
-        let track_err = |source| RunError::Track { seq: seq.name.clone(), frame: i + 1, source };
+        let track_err = |cause| RunError::Track { seq: seq.name.clone(), frame: i + 1, cause };
         if i == 0 {
             tracker.init(&frame, init).map_err(track_err)?;
             out.push(FrameResult { bbox: init, score: None, time_s: t0.elapsed().as_secs_f64() });

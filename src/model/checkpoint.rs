@@ -21,11 +21,26 @@ use super::pickle::{self, StorageRef, TensorRef, Value};
 
 pub use super::pickle::PickleError;
 
-/// Errors reading or writing checkpoints.
+/// Largest `data.pkl` accepted, in bytes, declared and inflated (the official ViT-B trainer
+/// checkpoint's is about 60 KB; a zip bomb's is gigabytes).
+pub const MAX_PICKLE_BYTES: u64 = 64 << 20;
+/// Most tensor data read from one file, in bytes (4 GiB: ten times the official ViT-B state dict
+/// in fp32). Loading into a network bounds it further by the network's own size.
+pub const MAX_TENSOR_BYTES: u64 = 4 << 30;
+/// Largest `.safetensors` JSON header, in bytes (the ViT-B file's is about 70 KB).
+pub const MAX_SAFETENSORS_HEADER_BYTES: u64 = 16 << 20;
+/// Deflate cannot expand data more than about 1032:1, so a zip entry declaring more bytes than
+/// this times its compressed size (plus a little) is inconsistent and refused before inflating.
+const MAX_DEFLATE_RATIO: u64 = 1032;
+
+/// Errors reading or writing checkpoints. Each message states its cause once (the underlying
+/// error's text is part of the message, not a separate `source`).
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
-    #[error("cannot access {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("cannot read {path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
+    #[error("{path} is not a regular file")]
+    NotAFile { path: PathBuf },
     #[error("{path} is empty")]
     Empty { path: PathBuf },
     #[error(
@@ -39,35 +54,41 @@ pub enum CheckpointError {
     )]
     LegacyTorchFormat,
     #[error("not a torch zip checkpoint: {0}")]
-    NotZip(#[source] zip::result::ZipError),
-    #[error("cannot read zip entry {entry}: {source}")]
-    ZipEntry { entry: String, source: zip::result::ZipError },
-    #[error("cannot read zip entry {entry}: {source}")]
-    ZipRead { entry: String, source: std::io::Error },
+    NotZip(zip::result::ZipError),
+    #[error("cannot read zip entry {entry}: {cause}")]
+    ZipEntry { entry: String, cause: zip::result::ZipError },
+    #[error("cannot read zip entry {entry}: {cause}")]
+    ZipRead { entry: String, cause: std::io::Error },
+    #[error("zip entry {entry} declares {declared_bytes} bytes, over the {max_bytes}-byte limit for it")]
+    EntryTooLarge { entry: String, declared_bytes: u64, max_bytes: u64 },
     #[error("no `<folder>/data.pkl` entry in the zip: not a torch.save checkpoint")]
     NoDataPkl,
-    #[error("several `<folder>/data.pkl` entries in the zip: {0:?}")]
+    #[error("several `<folder>/data.pkl` entries in the zip: {}", .0.join(", "))]
     AmbiguousDataPkl(Vec<String>),
-    #[error("checkpoint is stored big-endian (byteorder {0:?}); only little-endian is supported")]
+    #[error("checkpoint is stored big-endian (byteorder `{0}`); only little-endian is supported")]
     BigEndian(String),
-    #[error("cannot interpret {entry}: {source}")]
-    Pickle { entry: String, source: PickleError },
+    #[error("cannot interpret {entry}: {cause}")]
+    Pickle { entry: String, cause: PickleError },
     #[error("no state dict found: {0}")]
     NoStateDict(String),
-    #[error("state dict entry {name:?}: {reason}")]
+    #[error("state dict entry {name}: {reason}")]
     BadEntry { name: String, reason: String },
-    #[error("tensor {name:?}: storage {key:?} has no zip entry {entry}")]
+    #[error("tensor {name}: storage {key} has no zip entry {entry}")]
     MissingStorage { name: String, key: String, entry: String },
-    #[error("tensor {name:?}: {reason}")]
+    #[error("tensor {name}: {reason}")]
     BadTensor { name: String, reason: String },
+    #[error("the tensors to read hold {bytes} bytes, over the {max_bytes}-byte limit")]
+    TooMuchData { bytes: u64, max_bytes: u64 },
     #[error("invalid tensor: {0}")]
     InvalidTensor(String),
-    #[error("safetensors: {0}")]
-    Safetensors(#[from] safetensors::SafeTensorError),
-    #[error("safetensors tensor {name:?} has dtype {dtype:?}, which is not supported")]
-    UnsupportedSafetensorsDtype { name: String, dtype: safetensors::Dtype },
+    #[error("safetensors header: {0}")]
+    SafetensorsHeader(String),
+    #[error("cannot write safetensors file: {0}")]
+    SafetensorsWrite(String),
+    #[error("safetensors tensor {name} has dtype {dtype}, which is not supported")]
+    UnsupportedSafetensorsDtype { name: String, dtype: String },
     #[error("libtorch: {0}")]
-    Tch(#[from] tch::TchError),
+    Tch(tch::TchError),
 }
 
 pub type Result<T> = std::result::Result<T, CheckpointError>;
@@ -87,7 +108,46 @@ pub enum Dtype {
     Bool,
 }
 
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.safetensors_name())
+    }
+}
+
 impl Dtype {
+    /// The name `.safetensors` headers use (`F32`, `BF16`, `BOOL` ...).
+    pub fn safetensors_name(self) -> &'static str {
+        match self {
+            Dtype::F32 => "F32",
+            Dtype::F16 => "F16",
+            Dtype::BF16 => "BF16",
+            Dtype::F64 => "F64",
+            Dtype::I64 => "I64",
+            Dtype::I32 => "I32",
+            Dtype::I16 => "I16",
+            Dtype::I8 => "I8",
+            Dtype::U8 => "U8",
+            Dtype::Bool => "BOOL",
+        }
+    }
+
+    fn from_safetensors_name(name: &str) -> Option<Dtype> {
+        [
+            Dtype::F32,
+            Dtype::F16,
+            Dtype::BF16,
+            Dtype::F64,
+            Dtype::I64,
+            Dtype::I32,
+            Dtype::I16,
+            Dtype::I8,
+            Dtype::U8,
+            Dtype::Bool,
+        ]
+        .into_iter()
+        .find(|d| d.safetensors_name() == name)
+    }
+
     pub fn size_in_bytes(self) -> usize {
         match self {
             Dtype::F64 | Dtype::I64 => 8,
@@ -143,22 +203,6 @@ impl Dtype {
             Dtype::Bool => safetensors::Dtype::BOOL,
         }
     }
-
-    fn from_safetensors(dtype: safetensors::Dtype) -> Option<Dtype> {
-        Some(match dtype {
-            safetensors::Dtype::F32 => Dtype::F32,
-            safetensors::Dtype::F16 => Dtype::F16,
-            safetensors::Dtype::BF16 => Dtype::BF16,
-            safetensors::Dtype::F64 => Dtype::F64,
-            safetensors::Dtype::I64 => Dtype::I64,
-            safetensors::Dtype::I32 => Dtype::I32,
-            safetensors::Dtype::I16 => Dtype::I16,
-            safetensors::Dtype::I8 => Dtype::I8,
-            safetensors::Dtype::U8 => Dtype::U8,
-            safetensors::Dtype::BOOL => Dtype::Bool,
-            _ => return None,
-        })
-    }
 }
 
 /// A dense tensor: `data` holds `shape.product() * dtype.size_in_bytes()` bytes, row-major
@@ -189,12 +233,12 @@ impl RawTensor {
         let expected_bytes = self
             .numel()
             .and_then(|n| n.checked_mul(self.dtype.size_in_bytes()))
-            .ok_or_else(|| format!("shape {:?} overflows", self.shape))?;
+            .ok_or_else(|| format!("shape {} overflows", shape_text(&self.shape)))?;
         if self.data.len() != expected_bytes {
             return Err(format!(
-                "{} data bytes, but shape {:?} of {:?} needs {expected_bytes}",
+                "{} data bytes, but shape {} of {} needs {expected_bytes}",
                 self.data.len(),
-                self.shape,
+                shape_text(&self.shape),
                 self.dtype
             ));
         }
@@ -208,12 +252,9 @@ impl RawTensor {
     /// A CPU `tch` tensor with the same dtype, shape and bytes.
     pub fn to_tch(&self) -> Result<tch::Tensor> {
         self.validate().map_err(CheckpointError::InvalidTensor)?;
-        let size = self
-            .shape
-            .iter()
-            .map(|&d| i64::try_from(d))
-            .collect::<std::result::Result<Vec<i64>, _>>()
-            .map_err(|_| CheckpointError::InvalidTensor(format!("shape {:?} does not fit i64", self.shape)))?;
+        let size = self.shape.iter().map(|&d| i64::try_from(d)).collect::<std::result::Result<Vec<i64>, _>>().map_err(
+            |_| CheckpointError::InvalidTensor(format!("shape {} does not fit i64", shape_text(&self.shape))),
+        )?;
         Ok(tch::Tensor::f_from_data_size(&self.data, &size, self.dtype.kind())?)
     }
 }
@@ -280,38 +321,87 @@ impl Checkpoint {
     }
 }
 
+impl From<tch::TchError> for CheckpointError {
+    fn from(e: tch::TchError) -> Self {
+        CheckpointError::Tch(e)
+    }
+}
+
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CheckpointError + '_ {
-    move |source| CheckpointError::Io { path: path.to_path_buf(), source }
+    move |cause| CheckpointError::Io { path: path.to_path_buf(), cause }
+}
+
+/// Name, element type and shape of a tensor in a weights file, known before its data is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    pub name: String,
+    pub dtype: Dtype,
+    pub shape: Vec<usize>,
+}
+
+impl TensorInfo {
+    /// Bytes of the dense tensor; `None` if that overflows.
+    pub fn byte_len(&self) -> Option<u64> {
+        checked_numel(&self.shape)
+            .and_then(|n| u64::try_from(n).ok())
+            .and_then(|n| n.checked_mul(self.dtype.size_in_bytes() as u64))
+    }
+}
+
+/// Opens a weights file that must be a regular file: a FIFO would block and `/dev/zero` never
+/// ends, so neither is read.
+fn open_regular(path: &Path) -> Result<(File, u64)> {
+    let file = File::open(path).map_err(io_err(path))?;
+    let meta = file.metadata().map_err(io_err(path))?;
+    if !meta.is_file() {
+        return Err(CheckpointError::NotAFile { path: path.to_path_buf() });
+    }
+    if meta.len() == 0 {
+        return Err(CheckpointError::Empty { path: path.to_path_buf() });
+    }
+    Ok((file, meta.len()))
 }
 
 /// Reads `.pth`/`.pth.tar` (torch zip format) or `.safetensors`, chosen by the file's magic
 /// bytes (a zip starts with "PK", a safetensors header with a length then `{`).
 pub fn read_any(path: impl AsRef<Path>) -> Result<Checkpoint> {
+    read_any_selected(path, select_all)
+}
+
+fn select_all(infos: &[TensorInfo], _: &[(String, MetaValue)]) -> Result<Vec<bool>> {
+    Ok(vec![true; infos.len()])
+}
+
+/// As [`read_any`], but first hands the tensors' names, dtypes and shapes and the file's
+/// metadata to `select`, which says which tensors to read (or refuses the file) before any
+/// tensor data is read: a loader checks them against the network's keys and shapes, so a huge
+/// storage for a key the network does not have is never read.
+pub fn read_any_selected<E, F>(path: impl AsRef<Path>, select: F) -> std::result::Result<Checkpoint, E>
+where
+    E: From<CheckpointError>,
+    F: FnOnce(&[TensorInfo], &[(String, MetaValue)]) -> std::result::Result<Vec<bool>, E>,
+{
     let path = path.as_ref();
+    let (file, _) = open_regular(path)?;
     let mut head = Vec::with_capacity(16);
-    File::open(path).and_then(|f| f.take(16).read_to_end(&mut head)).map_err(io_err(path))?;
-    if head.is_empty() {
-        return Err(CheckpointError::Empty { path: path.to_path_buf() });
-    }
+    (&file).take(16).read_to_end(&mut head).map_err(io_err(path))?;
     if head.starts_with(b"PK") {
-        return read_pth(path);
+        return read_pth_selected(path, select);
     }
     // A safetensors header length can start with the byte 0x80 too (e.g. 0x6d80), so the JSON
     // header is checked before the legacy pickle magic.
     let has_extension = path.extension().is_some_and(|e| e == "safetensors");
-    if head.get(8) == Some(&b'{') {
-        return read_safetensors(path);
+    if head.get(8) == Some(&b'{') || (has_extension && !is_legacy_torch(&head)) {
+        return read_safetensors_selected(path, select);
     }
     if is_legacy_torch(&head) {
-        return Err(CheckpointError::LegacyTorchFormat);
-    }
-    if has_extension {
-        return read_safetensors(path);
+        return Err(CheckpointError::LegacyTorchFormat.into());
     }
     Err(CheckpointError::UnknownFormat {
         path: path.to_path_buf(),
         magic_hex: head.iter().take(8).map(|b| format!("{b:02x}")).collect(),
-    })
+    }
+    .into())
 }
 
 /// The legacy format is a sequence of pickles that starts with PROTO 2 and a magic integer.
@@ -321,37 +411,95 @@ fn is_legacy_torch(head: &[u8]) -> bool {
 
 /// Reads a `torch.save` zip checkpoint from a file.
 pub fn read_pth(path: impl AsRef<Path>) -> Result<Checkpoint> {
-    let path = path.as_ref();
-    let file = File::open(path).map_err(io_err(path))?;
-    if file.metadata().map_err(io_err(path))?.len() == 0 {
-        return Err(CheckpointError::Empty { path: path.to_path_buf() });
-    }
-    read_pth_from(BufReader::new(file))
+    read_pth_selected(path.as_ref(), select_all)
+}
+
+fn read_pth_selected<E, F>(path: &Path, select: F) -> std::result::Result<Checkpoint, E>
+where
+    E: From<CheckpointError>,
+    F: FnOnce(&[TensorInfo], &[(String, MetaValue)]) -> std::result::Result<Vec<bool>, E>,
+{
+    let (file, _) = open_regular(path)?;
+    read_pth_selected_from(BufReader::new(file), select)
 }
 
 /// Reads a `torch.save` zip checkpoint from any seekable reader (e.g. a `Cursor` over bytes).
-pub fn read_pth_from<R: Read + Seek>(mut reader: R) -> Result<Checkpoint> {
+pub fn read_pth_from<R: Read + Seek>(reader: R) -> Result<Checkpoint> {
+    read_pth_selected_from(reader, select_all)
+}
+
+/// As [`read_pth_from`], with the selection step of [`read_any_selected`].
+pub fn read_pth_selected_from<R, E, F>(mut reader: R, select: F) -> std::result::Result<Checkpoint, E>
+where
+    R: Read + Seek,
+    E: From<CheckpointError>,
+    F: FnOnce(&[TensorInfo], &[(String, MetaValue)]) -> std::result::Result<Vec<bool>, E>,
+{
+    let header_err = |cause| CheckpointError::ZipRead { entry: "(header)".into(), cause };
     let mut head = Vec::with_capacity(2);
-    (&mut reader)
-        .take(2)
-        .read_to_end(&mut head)
-        .map_err(|source| CheckpointError::ZipRead { entry: "(header)".into(), source })?;
+    (&mut reader).take(2).read_to_end(&mut head).map_err(header_err)?;
     if is_legacy_torch(&head) {
-        return Err(CheckpointError::LegacyTorchFormat);
+        return Err(CheckpointError::LegacyTorchFormat.into());
     }
-    reader.rewind().map_err(|source| CheckpointError::ZipRead { entry: "(header)".into(), source })?;
+    reader.rewind().map_err(header_err)?;
     let mut zip = zip::ZipArchive::new(reader).map_err(CheckpointError::NotZip)?;
 
     let prefix = data_pkl_prefix(&zip)?;
     check_byteorder(&mut zip, &prefix)?;
     let pkl_entry = format!("{prefix}/data.pkl");
-    let pkl = read_entry(&mut zip, &pkl_entry, None)?;
-    let root = pickle::load(&pkl).map_err(|source| CheckpointError::Pickle { entry: pkl_entry.clone(), source })?;
+    let pkl = read_entry(&mut zip, &pkl_entry, MAX_PICKLE_BYTES)?;
+    let root = pickle::load(&pkl).map_err(|cause| CheckpointError::Pickle { entry: pkl_entry.clone(), cause })?;
     drop(pkl);
 
     let Split { state_dict_key, entries, metadata } = split_checkpoint(root)?;
+    let infos = entries.iter().map(|(name, t)| tensor_info(name, t)).collect::<Result<Vec<_>>>()?;
+    let keep = select(&infos, &metadata)?;
+    let entries: Entries = entries.into_iter().zip(keep).filter(|(_, k)| *k).map(|(e, _)| e).collect();
+    check_storage_total(&entries)?;
     let tensors = materialise_all(&mut zip, &prefix, entries)?;
     Ok(Checkpoint { tensors, metadata, state_dict_key })
+}
+
+/// What a state-dict entry will be once materialised, from the pickle alone.
+fn tensor_info(name: &str, t: &TensorRef) -> Result<TensorInfo> {
+    let bad = |reason: String| CheckpointError::BadTensor { name: name.to_string(), reason };
+    let dtype = Dtype::from_storage_type(&t.storage.storage_type)
+        .ok_or_else(|| bad(format!("unsupported storage type torch.{}", t.storage.storage_type)))?;
+    let shape = t
+        .size
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| bad(format!("size {d} does not fit in memory"))))
+        .collect::<Result<Vec<usize>>>()?;
+    let info = TensorInfo { name: name.to_string(), dtype, shape };
+    if info.byte_len().is_none() {
+        return Err(bad(format!("shape {} overflows", shape_text(&info.shape))));
+    }
+    Ok(info)
+}
+
+/// `[2, 3]` for error messages.
+pub fn shape_text(shape: &[usize]) -> String {
+    format!("[{}]", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))
+}
+
+/// The storages the selected tensors read: within [`MAX_TENSOR_BYTES`] in all, and at most
+/// twice the tensors' own bytes plus 1 MiB (views of a storage far larger than any tensor
+/// cut from it do not occur in state dicts; such a storage would be read for nothing).
+fn check_storage_total(entries: &Entries) -> Result<()> {
+    let mut storages: HashMap<&str, u64> = HashMap::new();
+    let mut tensor_bytes: u64 = 0;
+    for (name, t) in entries {
+        let info = tensor_info(name, t)?;
+        tensor_bytes = tensor_bytes.saturating_add(info.byte_len().unwrap_or(u64::MAX));
+        let storage_bytes = t.storage.numel.saturating_mul(info.dtype.size_in_bytes() as u64);
+        storages.insert(&t.storage.key, storage_bytes);
+    }
+    let storage_bytes = storages.values().fold(0u64, |a, &b| a.saturating_add(b));
+    let max_bytes = MAX_TENSOR_BYTES.min(tensor_bytes.saturating_mul(2).saturating_add(1 << 20));
+    if storage_bytes > max_bytes {
+        return Err(CheckpointError::TooMuchData { bytes: storage_bytes, max_bytes });
+    }
+    Ok(())
 }
 
 /// The folder holding `data.pkl`: torch names it after the file (`PATrack_ep0060.pth/`) or
@@ -376,28 +524,40 @@ fn check_byteorder<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, prefix: &str) -
     if zip.index_for_name(&name).is_none() {
         return Ok(());
     }
-    let bytes = read_entry(zip, &name, Some(16))?;
+    let bytes = read_entry(zip, &name, 16)?;
     match bytes.as_slice() {
         b"little" => Ok(()),
         other => Err(CheckpointError::BigEndian(String::from_utf8_lossy(other).into_owned())),
     }
 }
 
-/// Reads a whole zip entry. The size in the zip header is not trusted for allocation: the
-/// buffer grows only as bytes actually arrive, and at most `max_bytes` are accepted.
-fn read_entry<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, name: &str, max_bytes: Option<u64>) -> Result<Vec<u8>> {
-    let entry = zip.by_name(name).map_err(|source| CheckpointError::ZipEntry { entry: name.to_string(), source })?;
-    let limit = max_bytes.unwrap_or(u64::MAX);
-    let mut buf = Vec::new();
-    entry
-        .take(limit.saturating_add(1))
-        .read_to_end(&mut buf)
-        .map_err(|source| CheckpointError::ZipRead { entry: name.to_string(), source })?;
-    if buf.len() as u64 > limit {
+/// Reads a whole zip entry of at most `max_bytes`. The declared size is checked against the
+/// limit and against what deflate can produce from the compressed size before anything is
+/// inflated; the buffer then grows only as bytes actually arrive, and reading stops one byte
+/// past the limit.
+fn read_entry<R: Read + Seek>(zip: &mut zip::ZipArchive<R>, name: &str, max_bytes: u64) -> Result<Vec<u8>> {
+    let entry = zip.by_name(name).map_err(|cause| CheckpointError::ZipEntry { entry: name.to_string(), cause })?;
+    let declared_bytes = entry.size();
+    let possible_bytes = entry.compressed_size().saturating_mul(MAX_DEFLATE_RATIO).saturating_add(1024);
+    if declared_bytes > max_bytes {
+        return Err(CheckpointError::EntryTooLarge { entry: name.to_string(), declared_bytes, max_bytes });
+    }
+    if declared_bytes > possible_bytes {
         return Err(CheckpointError::ZipRead {
             entry: name.to_string(),
-            source: std::io::Error::other(format!("entry is larger than {limit} bytes")),
+            cause: std::io::Error::other(format!(
+                "declares {declared_bytes} bytes from {} compressed bytes, more than deflate can produce",
+                entry.compressed_size()
+            )),
         });
+    }
+    let mut buf = Vec::new();
+    entry
+        .take(max_bytes.saturating_add(1))
+        .read_to_end(&mut buf)
+        .map_err(|cause| CheckpointError::ZipRead { entry: name.to_string(), cause })?;
+    if buf.len() as u64 > max_bytes {
+        return Err(CheckpointError::EntryTooLarge { entry: name.to_string(), declared_bytes, max_bytes });
     }
     Ok(buf)
 }
@@ -439,7 +599,8 @@ fn split_checkpoint(root: Value) -> Result<Split> {
         }
         return Err(CheckpointError::NoStateDict(format!(
             "no `net`, `state_dict` or `model` dict and not all values are tensors; top-level \
-             keys: {top_keys:?}"
+             keys: {}",
+            top_keys.join(", ")
         )));
     };
 
@@ -541,7 +702,7 @@ fn materialise_all<R: Read + Seek>(
         };
         if slot.dtype != dtype || slot.numel != storage.numel {
             return Err(bad(format!(
-                "storage {:?} is used as {:?} x {} and as {:?} x {}",
+                "storage {} is used as {} x {} and as {} x {}",
                 storage.key, slot.dtype, slot.numel, dtype, storage.numel
             )));
         }
@@ -576,15 +737,15 @@ fn read_storage<R: Read + Seek>(
         return Err(CheckpointError::MissingStorage { name: tensor_name.to_string(), key: storage.key.clone(), entry });
     };
     let declared =
-        zip.by_index(index).map_err(|source| CheckpointError::ZipEntry { entry: entry.clone(), source })?.size();
+        zip.by_index(index).map_err(|cause| CheckpointError::ZipEntry { entry: entry.clone(), cause })?.size();
     if declared != expected_bytes {
         return Err(bad(format!(
-            "zip entry {entry} has {declared} bytes, but the pickle declares {} x {:?} = \
+            "zip entry {entry} has {declared} bytes, but the pickle declares {} x {} = \
              {expected_bytes} bytes",
             storage.numel, dtype
         )));
     }
-    let bytes = read_entry(zip, &entry, Some(expected_bytes))?;
+    let bytes = read_entry(zip, &entry, expected_bytes)?;
     if bytes.len() as u64 != expected_bytes {
         return Err(bad(format!("zip entry {entry} holds {} bytes, expected {expected_bytes}", bytes.len())));
     }
@@ -705,36 +866,174 @@ fn gather_strided(
     }
 }
 
-/// Reads a `.safetensors` file; tensors come out in the order of their data in the file.
-pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Checkpoint> {
-    let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
-    if bytes.is_empty() {
-        return Err(CheckpointError::Empty { path: path.to_path_buf() });
-    }
-    parse_safetensors(&bytes)
+/// Interprets a pickle (what a checkpoint's `data.pkl` holds) with the restricted machine the
+/// checkpoint reader uses, discarding the result: for fuzzing and for checking a pickle alone.
+pub fn parse_pickle(data: &[u8]) -> std::result::Result<(), PickleError> {
+    pickle::load(data).map(drop)
 }
 
-/// Parses `.safetensors` bytes (the crate validates the header and every tensor's extent).
+/// Reads a `.safetensors` file; tensors come out in the order of their data in the file.
+pub fn read_safetensors(path: impl AsRef<Path>) -> Result<Checkpoint> {
+    read_safetensors_selected(path.as_ref(), select_all)
+}
+
+fn read_safetensors_selected<E, F>(path: &Path, select: F) -> std::result::Result<Checkpoint, E>
+where
+    E: From<CheckpointError>,
+    F: FnOnce(&[TensorInfo], &[(String, MetaValue)]) -> std::result::Result<Vec<bool>, E>,
+{
+    let (file, len) = open_regular(path)?;
+    let mut reader = BufReader::new(file);
+    let index = index_safetensors(&mut reader, len)?;
+    let keep = select(&index.infos, &index.metadata)?;
+    Ok(index.read(&mut reader, &keep).map_err(|e| match e {
+        CheckpointError::ZipRead { cause, .. } => CheckpointError::Io { path: path.to_path_buf(), cause },
+        other => other,
+    })?)
+}
+
+/// Parses `.safetensors` bytes: the header is validated tensor by tensor (every error names the
+/// tensor), then every tensor is copied out.
 pub fn parse_safetensors(bytes: &[u8]) -> Result<Checkpoint> {
-    let (_, header) = safetensors::SafeTensors::read_metadata(bytes)?;
-    let st = safetensors::SafeTensors::deserialize(bytes)?;
-    let mut infos: Vec<(String, (usize, usize))> =
-        header.tensors().into_iter().map(|(name, info)| (name, info.data_offsets)).collect();
-    infos.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
-    let mut tensors = Vec::with_capacity(infos.len());
-    for (name, _) in infos {
-        let view = st.tensor(&name)?;
-        let dtype = Dtype::from_safetensors(view.dtype())
-            .ok_or_else(|| CheckpointError::UnsupportedSafetensorsDtype { name: name.clone(), dtype: view.dtype() })?;
-        let raw = RawTensor::new(dtype, view.shape().to_vec(), view.data().to_vec())
-            .map_err(|reason| CheckpointError::BadTensor { name: name.clone(), reason })?;
-        tensors.push((name, raw));
+    let mut reader = std::io::Cursor::new(bytes);
+    let index = index_safetensors(&mut reader, bytes.len() as u64)?;
+    let keep = vec![true; index.infos.len()];
+    index.read(&mut reader, &keep)
+}
+
+/// A validated `.safetensors` header: tensors in data order with their byte ranges.
+struct SafetensorsIndex {
+    infos: Vec<TensorInfo>,
+    /// Byte ranges relative to the start of the data section.
+    ranges: Vec<(u64, u64)>,
+    data_start: u64,
+    metadata: Vec<(String, MetaValue)>,
+}
+
+/// One tensor entry of the JSON header as written.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SafetensorsEntry {
+    dtype: String,
+    shape: Vec<u64>,
+    data_offsets: [u64; 2],
+}
+
+fn header_err(reason: impl Into<String>) -> CheckpointError {
+    CheckpointError::SafetensorsHeader(reason.into())
+}
+
+/// Reads and checks the header of a `.safetensors` stream of `len` bytes, without touching the
+/// tensor data: sizes within [`MAX_SAFETENSORS_HEADER_BYTES`], every tensor's dtype, shape and
+/// byte range consistent, the ranges tiling the data section exactly.
+fn index_safetensors<R: Read + Seek>(reader: &mut R, len: u64) -> Result<SafetensorsIndex> {
+    let io = |cause| CheckpointError::ZipRead { entry: "(safetensors)".into(), cause };
+    let mut len_bytes = [0u8; 8];
+    if len < 8 {
+        return Err(header_err(format!("the file has {len} bytes, fewer than the 8-byte header length")));
     }
-    let mut metadata: Vec<(String, MetaValue)> =
-        header.metadata().iter().flatten().map(|(k, v)| (k.clone(), MetaValue::Str(v.clone()))).collect();
+    reader.read_exact(&mut len_bytes).map_err(io)?;
+    let header_len = u64::from_le_bytes(len_bytes);
+    if header_len > MAX_SAFETENSORS_HEADER_BYTES {
+        return Err(header_err(format!(
+            "declares a {header_len}-byte header, over the {MAX_SAFETENSORS_HEADER_BYTES}-byte limit"
+        )));
+    }
+    if header_len > len - 8 {
+        return Err(header_err(format!(
+            "declares a {header_len}-byte header, but the file has {} bytes after it",
+            len - 8
+        )));
+    }
+    let mut header = vec![0u8; header_len as usize];
+    reader.read_exact(&mut header).map_err(io)?;
+    let map: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&header).map_err(|e| header_err(format!("not a JSON object: {e}")))?;
+    let mut metadata = Vec::new();
+    let mut entries = Vec::with_capacity(map.len());
+    for (name, value) in map {
+        if name == "__metadata__" {
+            let pairs: std::collections::BTreeMap<String, String> = serde_json::from_value(value)
+                .map_err(|e| header_err(format!("__metadata__ is not a map of strings: {e}")))?;
+            metadata.extend(pairs.into_iter().map(|(k, v)| (k, MetaValue::Str(v))));
+            continue;
+        }
+        let bad = |reason: String| CheckpointError::BadTensor { name: name.clone(), reason };
+        let entry: SafetensorsEntry =
+            serde_json::from_value(value).map_err(|e| bad(format!("header entry is malformed: {e}")))?;
+        let dtype = Dtype::from_safetensors_name(&entry.dtype).ok_or_else(|| {
+            CheckpointError::UnsupportedSafetensorsDtype { name: name.clone(), dtype: entry.dtype.clone() }
+        })?;
+        let shape = entry
+            .shape
+            .iter()
+            .map(|&d| usize::try_from(d).map_err(|_| bad(format!("dimension {d} does not fit in memory"))))
+            .collect::<Result<Vec<usize>>>()?;
+        let info = TensorInfo { name: name.clone(), dtype, shape };
+        let bytes = info.byte_len().ok_or_else(|| bad(format!("shape {} overflows", shape_text(&info.shape))))?;
+        let [begin, end] = entry.data_offsets;
+        if end < begin || end - begin != bytes {
+            return Err(bad(format!(
+                "data_offsets [{begin}, {end}] hold {} bytes, but shape {} of {} needs {bytes}",
+                end.saturating_sub(begin),
+                shape_text(&info.shape),
+                info.dtype
+            )));
+        }
+        entries.push((info, (begin, end)));
+    }
+    entries.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.name.cmp(&b.0.name)));
+    let data_len = len - 8 - header_len;
+    let mut expected_begin = 0u64;
+    for (info, (begin, end)) in &entries {
+        if *begin != expected_begin {
+            return Err(CheckpointError::BadTensor {
+                name: info.name.clone(),
+                reason: format!(
+                    "data_offsets start at {begin}, but the previous tensor ends at {expected_begin} \
+                     (tensors must tile the data section without gaps or overlaps)"
+                ),
+            });
+        }
+        expected_begin = *end;
+    }
+    if expected_begin != data_len {
+        return Err(header_err(format!(
+            "the tensors cover {expected_begin} bytes of data, but the file holds {data_len} bytes after the header"
+        )));
+    }
     metadata.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(Checkpoint { tensors, metadata, state_dict_key: None })
+    let (infos, ranges) = entries.into_iter().unzip();
+    Ok(SafetensorsIndex { infos, ranges, data_start: 8 + header_len, metadata })
+}
+
+impl SafetensorsIndex {
+    /// Reads the tensors marked in `keep` (their sizes were checked against the file length).
+    fn read<R: Read + Seek>(self, reader: &mut R, keep: &[bool]) -> Result<Checkpoint> {
+        let io = |cause| CheckpointError::ZipRead { entry: "(safetensors)".into(), cause };
+        let selected_bytes = self
+            .ranges
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| **k)
+            .fold(0u64, |acc, ((begin, end), _)| acc.saturating_add(end - begin));
+        if selected_bytes > MAX_TENSOR_BYTES {
+            return Err(CheckpointError::TooMuchData { bytes: selected_bytes, max_bytes: MAX_TENSOR_BYTES });
+        }
+        let mut tensors = Vec::new();
+        for ((info, (begin, end)), &wanted) in self.infos.into_iter().zip(self.ranges).zip(keep) {
+            if !wanted {
+                continue;
+            }
+            reader.seek(std::io::SeekFrom::Start(self.data_start + begin)).map_err(io)?;
+            let mut data = vec![0u8; (end - begin) as usize];
+            reader.read_exact(&mut data).map_err(io)?;
+            let raw = RawTensor::new(info.dtype, info.shape, data)
+                .map_err(|reason| CheckpointError::BadTensor { name: info.name.clone(), reason })?;
+            tensors.push((info.name, raw));
+        }
+        Ok(Checkpoint { tensors, metadata: self.metadata, state_dict_key: None })
+    }
 }
 
 struct View<'a>(&'a RawTensor);
@@ -776,6 +1075,7 @@ pub fn write_safetensors_with_metadata(
     }
     let info = (!metadata.is_empty()).then(|| metadata.iter().map(|(k, v)| (k.clone(), v.to_string())).collect());
     let views = tensors.iter().map(|(name, t)| (name.as_str(), View(t)));
-    safetensors::serialize_to_file(views, &info, path.as_ref())?;
+    safetensors::serialize_to_file(views, &info, path.as_ref())
+        .map_err(|e| CheckpointError::SafetensorsWrite(format!("{}: {e}", path.as_ref().display())))?;
     Ok(())
 }

@@ -4,6 +4,32 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Largest sizes a configuration may have: the official ViT-B sizes times a margin (ViT-H and
+/// OSTrack-384 fit). A configuration comes from files (a `.safetensors` records its own), so these
+/// bound what a hostile file can make the loader allocate; [`ModelConfig::validate`] checks them
+/// before any variable exists.
+pub mod limits {
+    /// Token width (ViT-B 768, ViT-H 1280).
+    pub const MAX_EMBED_DIM: i64 = 2048;
+    /// Transformer blocks (ViT-B 12, ViT-H 32).
+    pub const MAX_DEPTH: usize = 48;
+    /// Attention heads (ViT-B 12).
+    pub const MAX_HEADS: i64 = 32;
+    /// MLP hidden width relative to the token width (ViT-B 4).
+    pub const MAX_MLP_RATIO: i64 = 8;
+    /// Patch size in pixels (16).
+    pub const MAX_PATCH_SIZE: i64 = 64;
+    /// Template and search crop sides in pixels (official 128 / 256; OSTrack-384: 192 / 384).
+    pub const MAX_CROP_SIZE_PX: i64 = 1024;
+    /// Template plus search tokens (official 64 + 256; OSTrack-384: 144 + 576). Attention memory
+    /// grows with the square of it.
+    pub const MAX_TOKENS: i64 = 2048;
+    /// Adapter bottlenecks and head channels (official 192 / 256).
+    pub const MAX_ADAPTER_DIM: i64 = 2048;
+    /// Estimated parameters of the whole network (official ViT-B PATrack: about 100 M).
+    pub const MAX_PARAMETERS: i64 = 1_000_000_000;
+}
+
 /// Network sizes. Field names follow the official config where it has one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -163,6 +189,7 @@ impl ModelConfig {
         if self.depth == 0 {
             return Err("depth must be positive".into());
         }
+        self.check_limits()?;
         if self.embed_dim % self.num_heads != 0 {
             return Err(format!("embed_dim {} is not a multiple of num_heads {}", self.embed_dim, self.num_heads));
         }
@@ -186,6 +213,44 @@ impl ModelConfig {
         }
         Ok(())
     }
+
+    /// The documented maximums of [`limits`], checked before anything is allocated.
+    fn check_limits(&self) -> Result<(), String> {
+        use limits::*;
+        let over = |name: &str, v: i64, max: i64| {
+            if v > max {
+                Err(format!("{name} {v} is over the maximum {max}"))
+            } else {
+                Ok(())
+            }
+        };
+        over("embed_dim", self.embed_dim, MAX_EMBED_DIM)?;
+        over("depth", i64::try_from(self.depth).unwrap_or(i64::MAX), MAX_DEPTH as i64)?;
+        over("num_heads", self.num_heads, MAX_HEADS)?;
+        over("mlp_dim", self.mlp_dim, MAX_MLP_RATIO * self.embed_dim)?;
+        over("patch_size", self.patch_size, MAX_PATCH_SIZE)?;
+        over("template_size", self.template_size, MAX_CROP_SIZE_PX)?;
+        over("search_size", self.search_size, MAX_CROP_SIZE_PX)?;
+        over("psfm_dim", self.psfm_dim, MAX_ADAPTER_DIM)?;
+        over("head_adapter_dim", self.head_adapter_dim, MAX_ADAPTER_DIM)?;
+        over("head_channels", self.head_channels, MAX_ADAPTER_DIM)?;
+        // All factors are now small positive numbers: the products below cannot overflow.
+        over("template + search tokens", self.template_tokens() + self.search_tokens(), MAX_TOKENS)?;
+        if self.entangled_blocks.len() > self.depth {
+            return Err(format!("{} entangled blocks listed for depth {}", self.entangled_blocks.len(), self.depth));
+        }
+        over("estimated parameters", self.estimated_parameters(), MAX_PARAMETERS)
+    }
+
+    /// Parameters of the network, approximately (weight matrices of the blocks, adapters, head):
+    /// what the limit on the whole network's size is checked against.
+    pub fn estimated_parameters(&self) -> i64 {
+        let c = self.embed_dim;
+        let block = 4 * c * c + 2 * c * self.mlp_dim + 2 * c * self.psfm_dim.max(self.mixer_dim) * 4;
+        let patch = 3 * self.patch_size * self.patch_size * c;
+        let head = 2 * c * self.head_adapter_dim + 3 * 9 * c * self.head_channels;
+        block * self.depth as i64 + patch + head
+    }
 }
 
 #[cfg(test)]
@@ -198,5 +263,36 @@ mod tests {
         assert_eq!(ModelConfig { rgb_only: true, ..ModelConfig::small() }.label(), "small rgb-only");
         let odd = ModelConfig { depth: 4, ..ModelConfig::small() };
         assert_eq!(odd.label(), "embed128x4 64/128px");
+    }
+
+    #[test]
+    fn presets_are_within_the_limits() {
+        for cfg in [ModelConfig::vit_base(), ModelConfig::small(), ModelConfig::tiny()] {
+            cfg.validate().unwrap();
+        }
+        let p = ModelConfig::vit_base().estimated_parameters();
+        println!("vit_base: about {p} parameters estimated (limit {})", limits::MAX_PARAMETERS);
+        assert!((80_000_000..200_000_000).contains(&p), "{p}");
+    }
+
+    #[test]
+    fn sizes_over_the_limits_are_refused_by_name() {
+        let cases = [
+            (ModelConfig { embed_dim: 65536, num_heads: 16, ..ModelConfig::vit_base() }, "embed_dim 65536"),
+            (ModelConfig { depth: 64, ..ModelConfig::vit_base() }, "depth 64"),
+            (ModelConfig { depth: 10_000_000, ..ModelConfig::vit_base() }, "depth 10000000"),
+            (ModelConfig { mlp_dim: 1 << 40, ..ModelConfig::vit_base() }, "mlp_dim"),
+            (ModelConfig { patch_size: 2, ..ModelConfig::vit_base() }, "tokens"),
+            (ModelConfig { search_size: 1 << 30, ..ModelConfig::vit_base() }, "search_size"),
+            (
+                ModelConfig { embed_dim: 2048, num_heads: 16, mlp_dim: 16384, depth: 48, ..ModelConfig::vit_base() },
+                "parameters",
+            ),
+        ];
+        for (cfg, what) in cases {
+            let err = cfg.validate().expect_err(what);
+            println!("{what}: {err}");
+            assert!(err.contains(what), "{err}");
+        }
     }
 }

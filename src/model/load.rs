@@ -9,7 +9,7 @@ use std::path::Path;
 
 use tch::{Device, Tensor};
 
-use super::checkpoint::{self, Checkpoint, CheckpointError, Dtype, MetaValue, RawTensor};
+use super::checkpoint::{self, Checkpoint, CheckpointError, Dtype, MetaValue, RawTensor, TensorInfo};
 use super::weights::{check_entries, copy_into, EntryInfo};
 use super::{ModelConfig, ModelError, PATrack};
 use crate::device::Precision;
@@ -26,13 +26,74 @@ pub enum LoadError {
     Model(#[from] ModelError),
     #[error("the configuration recorded in the file is invalid: {0}")]
     Config(String),
+    #[error(
+        "the file's tensors are {file_width}-wide in {file_depth} blocks, but the {label} network \
+         is {model_width}-wide in {model_depth} blocks ({problems} key problems): {hint}"
+    )]
+    WrongConfig {
+        file_width: i64,
+        file_depth: usize,
+        label: String,
+        model_width: i64,
+        model_depth: usize,
+        problems: usize,
+        hint: String,
+    },
+}
+
+/// A file without a recorded configuration that does not fit the assumed one: when its width or
+/// depth differ, one short message with the configuration to pass instead of every key.
+fn not_this_config(err: super::WeightError, infos: &[TensorInfo], cfg: &ModelConfig) -> LoadError {
+    let super::WeightError::Mismatch(problems) = &err else {
+        return LoadError::Model(ModelError::from(err));
+    };
+    let file_width = infos
+        .iter()
+        .find(|t| t.name == "backbone.patch_embed.proj.weight")
+        .and_then(|t| t.shape.first())
+        .and_then(|&d| i64::try_from(d).ok());
+    let file_depth = infos
+        .iter()
+        .filter_map(|t| t.name.strip_prefix("backbone.blocks.")?.split('.').next()?.parse::<usize>().ok())
+        .max()
+        .map(|last| last + 1);
+    let (Some(file_width), Some(file_depth)) = (file_width, file_depth) else {
+        return LoadError::Model(ModelError::from(err));
+    };
+    if (file_width, file_depth) == (cfg.embed_dim, cfg.depth) {
+        return LoadError::Model(ModelError::from(err));
+    }
+    let presets =
+        [("vit_base", ModelConfig::vit_base()), ("small", ModelConfig::small()), ("tiny", ModelConfig::tiny())];
+    let hint = match presets.iter().find(|(_, p)| p.embed_dim == file_width && p.depth == file_depth) {
+        Some((name, _)) => format!("pass --config {name} (or the model_config parameter), or a JSON config"),
+        None => "pass a JSON config with these sizes (--config FILE or the model_config parameter)".to_string(),
+    };
+    LoadError::WrongConfig {
+        file_width,
+        file_depth,
+        label: cfg.label(),
+        model_width: cfg.embed_dim,
+        model_depth: cfg.depth,
+        problems: problems.len(),
+        hint,
+    }
 }
 
 /// The configuration recorded in a checkpoint's metadata, if any.
 pub fn recorded_config(ckpt: &Checkpoint) -> Result<Option<ModelConfig>, LoadError> {
-    match ckpt.meta(CONFIG_METADATA_KEY) {
+    config_from_metadata(&ckpt.metadata)
+}
+
+/// The configuration recorded in a file's metadata, validated (sizes within
+/// [`super::config::limits`]) before anything is built from it.
+pub fn config_from_metadata(metadata: &[(String, MetaValue)]) -> Result<Option<ModelConfig>, LoadError> {
+    let found = metadata.iter().rev().find(|(k, _)| k == CONFIG_METADATA_KEY).map(|(_, v)| v);
+    match found {
         Some(MetaValue::Str(json)) => {
-            serde_json::from_str(json).map(Some).map_err(|e| LoadError::Config(e.to_string()))
+            let cfg: ModelConfig = serde_json::from_str(json).map_err(|e| LoadError::Config(e.to_string()))?;
+            cfg.validate().map_err(LoadError::Config)?;
+            Ok(Some(cfg))
         }
         Some(other) => Err(LoadError::Config(format!("{CONFIG_METADATA_KEY} is {other}, not a JSON string"))),
         None => Ok(None),
@@ -41,16 +102,49 @@ pub fn recorded_config(ckpt: &Checkpoint) -> Result<Option<ModelConfig>, LoadErr
 
 /// Loads `.safetensors` or an official `.pth.tar`. The configuration recorded in the file wins;
 /// otherwise `fallback` (default: the official ViT-B) is used.
+///
+/// The network is built and the file's keys and shapes are checked against it from the file's
+/// header (the pickle, or the safetensors JSON) before any tensor data is read; dead entries are
+/// never read.
 pub fn load_file(
     path: &Path,
     fallback: Option<ModelConfig>,
     device: Device,
     precision: Precision,
 ) -> Result<PATrack, LoadError> {
-    let ckpt = checkpoint::read_any(path)?;
-    let cfg = recorded_config(&ckpt)?.or(fallback).unwrap_or_default();
-    let mut model = PATrack::new(cfg, device, precision)?;
-    let report = load_checkpoint(&mut model, &ckpt)?;
+    let mut built: Option<(PATrack, super::LoadReport)> = None;
+    let ckpt = checkpoint::read_any_selected(path, |infos, metadata| {
+        let recorded = config_from_metadata(metadata)?;
+        let from_file = recorded.is_some();
+        let cfg = recorded.or_else(|| fallback.clone()).unwrap_or_default();
+        let model = PATrack::new(cfg, device, precision)?;
+        let entries: Vec<EntryInfo> = infos
+            .iter()
+            .map(|t| EntryInfo {
+                key: t.name.clone(),
+                shape: t.shape.iter().map(|&d| i64::try_from(d).unwrap_or(i64::MAX)).collect(),
+                is_float: matches!(t.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16 | Dtype::F64),
+            })
+            .collect();
+        let (report, copy) = check_entries(&model.vs, &model.cfg, &entries).map_err(|e| {
+            if from_file {
+                LoadError::Model(ModelError::from(e))
+            } else {
+                not_this_config(e, infos, &model.cfg)
+            }
+        })?;
+        built = Some((model, report));
+        Ok::<_, LoadError>(copy)
+    })?;
+    let Some((model, mut report)) = built else {
+        return Err(LoadError::Config("the file was not checked against a network".into()));
+    };
+    let vars = model.vs.variables();
+    for (key, raw) in &ckpt.tensors {
+        copy_raw(&vars, key, raw)?;
+        report.loaded += 1;
+    }
+    drop(vars);
     log::info!(
         "loaded {} tensors from {} ({} dead entries ignored) to {} {}",
         report.loaded,

@@ -10,18 +10,25 @@
 //! Hostile input is expected: every read, stack, mark and memo access is checked, lengths are
 //! checked against the bytes actually left before anything is allocated, nesting depth is
 //! bounded (so building, cloning and dropping values cannot overflow the Rust stack), and the
-//! total work of memo copies is bounded (so a few hundred bytes cannot expand into gigabytes by
-//! repeatedly duplicating a memoised list).
+//! total memory copied by memo fetches and DUP is bounded in bytes (so a few hundred bytes cannot
+//! expand into gigabytes by repeatedly duplicating a memoised list or a long string).
 
 use std::collections::HashMap;
 
 /// Deepest nesting of containers accepted. Real checkpoints nest fewer than 10 levels.
 const MAX_DEPTH: u32 = 128;
 
-/// Budget of value nodes copied by memo/DUP operations, per input byte (plus a constant).
-/// Honest pickles copy a few nodes per opcode; exponential duplication runs into this quickly.
-const CLONE_NODES_PER_INPUT_BYTE: u64 = 64;
-const CLONE_NODES_BASE: u64 = 1 << 20;
+/// Budget of bytes copied by memo fetches and DUP: a constant plus this many bytes per input
+/// byte. A copy costs [`NODE_COST_BYTES`] per value plus the bytes of every string and bytes
+/// object in it, so fetching one long string a thousand times is charged a thousand times its
+/// length. Honest `torch.save` pickles copy short tuples and class references (well under one
+/// byte per input byte); exponential duplication or a repeated big string runs into it quickly.
+const CLONE_BYTES_PER_INPUT_BYTE: u64 = 16;
+const CLONE_BYTES_BASE: u64 = 64 << 20;
+
+/// What one value costs to copy besides its string/bytes payload: about the size of a `Value`
+/// and its allocation overhead.
+const NODE_COST_BYTES: u64 = 64;
 
 /// Highest pickle protocol understood (Python 3.8+ writes at most 5).
 const MAX_PROTOCOL: u8 = 5;
@@ -145,7 +152,7 @@ impl Value {
 
 /// Interprets a whole pickle and returns the value left by `STOP`.
 pub fn load(data: &[u8]) -> Result<Value> {
-    let budget = CLONE_NODES_BASE.saturating_add(CLONE_NODES_PER_INPUT_BYTE.saturating_mul(data.len() as u64));
+    let budget = CLONE_BYTES_BASE.saturating_add(CLONE_BYTES_PER_INPUT_BYTE.saturating_mul(data.len() as u64));
     Machine {
         data,
         pos: 0,
@@ -154,7 +161,7 @@ pub fn load(data: &[u8]) -> Result<Value> {
         stack: Vec::new(),
         marks: Vec::new(),
         memo: HashMap::new(),
-        clone_budget_nodes: budget,
+        clone_budget_bytes: budget,
     }
     .run()
 }
@@ -165,27 +172,38 @@ struct Item {
     value: Value,
     /// Container nesting depth (scalars 0).
     depth: u32,
-    /// Number of `Value` nodes in the tree; the cost of cloning it.
-    nodes: u64,
+    /// What cloning the tree costs, in bytes: [`NODE_COST_BYTES`] per value plus the payload of
+    /// every string and bytes object.
+    cost_bytes: u64,
 }
 
 impl Item {
     fn leaf(value: Value) -> Item {
-        Item { value, depth: 0, nodes: 1 }
+        let payload = match &value {
+            Value::Str(s) => s.len(),
+            Value::Bytes(b) => b.len(),
+            Value::Global { module, name } => module.len() + name.len(),
+            _ => 0,
+        };
+        Item { value, depth: 0, cost_bytes: NODE_COST_BYTES.saturating_add(payload as u64) }
+    }
+
+    fn empty_container(value: Value) -> Item {
+        Item { value, depth: 1, cost_bytes: NODE_COST_BYTES }
     }
 }
 
-/// Splits items into their values and the depth/node count of a container holding them.
+/// Splits items into their values and the depth/copy cost of a container holding them.
 fn gather(items: Vec<Item>) -> (Vec<Value>, u32, u64) {
     let mut depth = 0;
-    let mut nodes: u64 = 1;
+    let mut cost_bytes: u64 = NODE_COST_BYTES;
     let mut values = Vec::with_capacity(items.len());
     for item in items {
         depth = depth.max(item.depth);
-        nodes = nodes.saturating_add(item.nodes);
+        cost_bytes = cost_bytes.saturating_add(item.cost_bytes);
         values.push(item.value);
     }
-    (values, depth.saturating_add(1), nodes)
+    (values, depth.saturating_add(1), cost_bytes)
 }
 
 fn pairs(values: Vec<Value>) -> Option<Vec<(Value, Value)>> {
@@ -211,7 +229,7 @@ struct Machine<'a> {
     /// the innermost mark may be popped.
     marks: Vec<usize>,
     memo: HashMap<u32, Item>,
-    clone_budget_nodes: u64,
+    clone_budget_bytes: u64,
 }
 
 impl<'a> Machine<'a> {
@@ -382,21 +400,25 @@ impl<'a> Machine<'a> {
         self.stack.last_mut().ok_or(err)
     }
 
-    /// Charges a copy of `nodes` value nodes to the clone budget.
-    fn spend_clone(&mut self, nodes: u64) -> Result<()> {
-        match self.clone_budget_nodes.checked_sub(nodes) {
+    /// Charges a copy costing `bytes` to the clone budget.
+    fn spend_clone(&mut self, bytes: u64) -> Result<()> {
+        match self.clone_budget_bytes.checked_sub(bytes) {
             Some(left) => {
-                self.clone_budget_nodes = left;
+                self.clone_budget_bytes = left;
                 Ok(())
             }
-            None => Err(self.limit("too much data copied through the memo (duplication bomb?)")),
+            None => Err(self.limit(format!(
+                "more than {} bytes copied through the memo for a {}-byte pickle (duplication bomb?)",
+                CLONE_BYTES_BASE.saturating_add(CLONE_BYTES_PER_INPUT_BYTE.saturating_mul(self.data.len() as u64)),
+                self.data.len()
+            ))),
         }
     }
 
     /// A copy of the top of the stack (DUP, memo stores).
     fn clone_top(&mut self) -> Result<Item> {
-        let nodes = self.top_mut()?.nodes;
-        self.spend_clone(nodes)?;
+        let cost_bytes = self.top_mut()?.cost_bytes;
+        self.spend_clone(cost_bytes)?;
         Ok(self.top_mut()?.clone())
     }
 
@@ -407,19 +429,19 @@ impl<'a> Machine<'a> {
     }
 
     fn memo_get(&mut self, key: u32) -> Result<()> {
-        let Some(nodes) = self.memo.get(&key).map(|item| item.nodes) else {
+        let Some(cost_bytes) = self.memo.get(&key).map(|item| item.cost_bytes) else {
             return Err(PickleError::MissingMemo { key, offset_bytes: self.op_pos });
         };
-        self.spend_clone(nodes)?;
+        self.spend_clone(cost_bytes)?;
         let item = self.memo.get(&key).cloned().ok_or(PickleError::MissingMemo { key, offset_bytes: self.op_pos })?;
         self.push(item)
     }
 
     /// Replaces the top item after adding `children` to it (APPEND, SETITEM, BUILD ...).
-    fn grow_top(&mut self, children_depth: u32, children_nodes: u64) -> Result<()> {
+    fn grow_top(&mut self, children_depth: u32, children_cost_bytes: u64) -> Result<()> {
         let top = self.top_mut()?;
         top.depth = top.depth.max(children_depth.saturating_add(1));
-        top.nodes = top.nodes.saturating_add(children_nodes);
+        top.cost_bytes = top.cost_bytes.saturating_add(children_cost_bytes);
         if top.depth > MAX_DEPTH {
             return Err(self.limit(format!("containers nested deeper than {MAX_DEPTH}")));
         }
@@ -463,10 +485,10 @@ impl<'a> Machine<'a> {
                 let copy = self.clone_top()?;
                 self.push(copy)?;
             }
-            b'}' => self.push(Item { value: Value::Dict(Vec::new()), depth: 1, nodes: 1 })?,
-            b']' => self.push(Item { value: Value::List(Vec::new()), depth: 1, nodes: 1 })?,
-            b')' => self.push(Item { value: Value::Tuple(Vec::new()), depth: 1, nodes: 1 })?,
-            0x8f => self.push(Item { value: Value::Set(Vec::new()), depth: 1, nodes: 1 })?,
+            b'}' => self.push(Item::empty_container(Value::Dict(Vec::new())))?,
+            b']' => self.push(Item::empty_container(Value::List(Vec::new())))?,
+            b')' => self.push(Item::empty_container(Value::Tuple(Vec::new())))?,
+            0x8f => self.push(Item::empty_container(Value::Set(Vec::new())))?,
             b't' => {
                 let items = self.pop_mark()?;
                 self.push_container(items, Value::Tuple)?;
@@ -485,9 +507,9 @@ impl<'a> Machine<'a> {
             }
             b'd' => {
                 let items = self.pop_mark()?;
-                let (values, depth, nodes) = gather(items);
+                let (values, depth, cost_bytes) = gather(items);
                 let pairs = pairs(values).ok_or_else(|| self.invalid("odd number of dict items"))?;
-                self.push(Item { value: Value::Dict(pairs), depth, nodes })?;
+                self.push(Item { value: Value::Dict(pairs), depth, cost_bytes })?;
             }
             // Strings and bytes
             b'X' => {
@@ -615,7 +637,7 @@ impl<'a> Machine<'a> {
                     (Value::Object(obj), Value::Dict(kw)) => {
                         obj.kwargs = kw;
                         item.depth = item.depth.max(kwargs.depth.saturating_add(1));
-                        item.nodes = item.nodes.saturating_add(kwargs.nodes);
+                        item.cost_bytes = item.cost_bytes.saturating_add(kwargs.cost_bytes);
                     }
                     (Value::Object(_), other) => {
                         return Err(
@@ -628,7 +650,7 @@ impl<'a> Machine<'a> {
             }
             b'b' => {
                 let state = self.pop()?;
-                let (depth, nodes) = (state.depth, state.nodes);
+                let (depth, cost_bytes) = (state.depth, state.cost_bytes);
                 let top = self.top_mut()?;
                 match &mut top.value {
                     Value::Object(obj) => obj.state = Some(state.value),
@@ -640,7 +662,7 @@ impl<'a> Machine<'a> {
                         return Err(self.invalid(format!("BUILD on a {found}")));
                     }
                 }
-                self.grow_top(depth, nodes)?;
+                self.grow_top(depth, cost_bytes)?;
             }
             // Container filling
             b's' => {
@@ -661,7 +683,7 @@ impl<'a> Machine<'a> {
             }
             0x90 => {
                 let items = self.pop_mark()?;
-                let (values, depth, nodes) = gather(items);
+                let (values, depth, cost_bytes) = gather(items);
                 match &mut self.top_mut()?.value {
                     Value::Set(set) => set.extend(values),
                     other => {
@@ -669,7 +691,7 @@ impl<'a> Machine<'a> {
                         return Err(self.invalid(format!("ADDITEMS on a {found}")));
                     }
                 }
-                self.grow_top(depth - 1, nodes - 1)?;
+                self.grow_top(depth - 1, cost_bytes - NODE_COST_BYTES)?;
             }
             b'Q' => {
                 let pid = self.pop()?;
@@ -682,12 +704,12 @@ impl<'a> Machine<'a> {
     }
 
     fn push_container(&mut self, items: Vec<Item>, make: fn(Vec<Value>) -> Value) -> Result<()> {
-        let (values, depth, nodes) = gather(items);
-        self.push(Item { value: make(values), depth, nodes })
+        let (values, depth, cost_bytes) = gather(items);
+        self.push(Item { value: make(values), depth, cost_bytes })
     }
 
     fn set_items(&mut self, items: Vec<Item>) -> Result<()> {
-        let (values, depth, nodes) = gather(items);
+        let (values, depth, cost_bytes) = gather(items);
         let new = pairs(values).ok_or_else(|| self.invalid("odd number of dict items"))?;
         match &mut self.top_mut()?.value {
             Value::Dict(dict) => dict.extend(new),
@@ -698,11 +720,11 @@ impl<'a> Machine<'a> {
             }
         }
         // `gather` counted one container level/node that is not there.
-        self.grow_top(depth - 1, nodes - 1)
+        self.grow_top(depth - 1, cost_bytes - NODE_COST_BYTES)
     }
 
     fn append_items(&mut self, items: Vec<Item>) -> Result<()> {
-        let (values, depth, nodes) = gather(items);
+        let (values, depth, cost_bytes) = gather(items);
         match &mut self.top_mut()?.value {
             Value::List(list) => list.extend(values),
             Value::Object(obj) => obj.list_items.extend(values),
@@ -711,7 +733,7 @@ impl<'a> Machine<'a> {
                 return Err(self.invalid(format!("appending to a {found}")));
             }
         }
-        self.grow_top(depth - 1, nodes - 1)
+        self.grow_top(depth - 1, cost_bytes - NODE_COST_BYTES)
     }
 
     // ---- calls --------------------------------------------------------------------------------
@@ -729,9 +751,9 @@ impl<'a> Machine<'a> {
             );
         };
         let depth = args.depth.max(1);
-        let nodes = args.nodes.saturating_add(1);
+        let cost_bytes = args.cost_bytes.saturating_add(NODE_COST_BYTES);
         let value = self.call_known(&module, &name, arg_values)?;
-        Ok(Item { value, depth, nodes })
+        Ok(Item { value, depth, cost_bytes })
     }
 
     fn call_known(&self, module: &str, name: &str, args: Vec<Value>) -> Result<Value> {
@@ -1236,5 +1258,28 @@ mod tests {
         p.push(b'.');
         let err = load(&p).expect_err("bomb accepted");
         assert!(matches!(err, PickleError::Limit { .. }), "{err}");
+    }
+
+    #[test]
+    fn memo_fetches_of_a_long_string_are_charged_by_its_bytes() {
+        // A 1 MiB string memoised once and fetched 300 times: 300 MiB of copies from a 1 MiB
+        // pickle. Counting values (one per fetch) let this through; counting bytes refuses it
+        // after about 80 fetches (64 MiB + 16 bytes per input byte).
+        let len: u32 = 1 << 20;
+        let mut p = b"\x80\x02X".to_vec();
+        p.extend_from_slice(&len.to_le_bytes());
+        p.extend(std::iter::repeat_n(b'a', len as usize));
+        p.extend_from_slice(b"q\x01");
+        for _ in 0..300 {
+            p.extend_from_slice(b"h\x01");
+        }
+        p.push(b'.');
+        let err = load(&p).expect_err("300 MiB of string copies accepted");
+        assert!(matches!(err, PickleError::Limit { .. }), "{err}");
+        println!("{err}");
+        // Fetching it a few times is what honest pickles do.
+        let mut few = p[..p.len() - 1 - 2 * 300].to_vec();
+        few.extend_from_slice(b"h\x01h\x01.");
+        assert!(load(&few).is_ok());
     }
 }

@@ -34,10 +34,30 @@ impl fmt::Display for KeyProblem {
 /// Errors of the weight loader.
 #[derive(Debug, thiserror::Error)]
 pub enum WeightError {
-    #[error("the weights do not fit the network ({} problem(s)):\n  {}", .0.len(), .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
+    #[error("the weights do not fit the network ({} problem(s)):\n  {}", .0.len(), summary(.0))]
     Mismatch(Vec<KeyProblem>),
-    #[error("copying {key}: {source}")]
-    Copy { key: String, source: tch::TchError },
+    #[error("copying {key}: {cause}")]
+    Copy { key: String, cause: tch::TchError },
+}
+
+/// Most problems listed one per line; the rest are counted by kind.
+const MAX_LISTED_PROBLEMS: usize = 20;
+
+fn summary(problems: &[KeyProblem]) -> String {
+    let mut lines: Vec<String> = problems.iter().take(MAX_LISTED_PROBLEMS).map(|p| p.to_string()).collect();
+    let rest = &problems[problems.len().min(MAX_LISTED_PROBLEMS)..];
+    if !rest.is_empty() {
+        let count = |f: fn(&KeyProblem) -> bool| rest.iter().filter(|p| f(p)).count();
+        lines.push(format!(
+            "... and {} more: {} missing, {} unexpected, {} mis-shaped, {} not floating point",
+            rest.len(),
+            count(|p| matches!(p, KeyProblem::Missing { .. })),
+            count(|p| matches!(p, KeyProblem::Unexpected { .. })),
+            count(|p| matches!(p, KeyProblem::Shape { .. })),
+            count(|p| matches!(p, KeyProblem::NotFloat { .. })),
+        ));
+    }
+    lines.join("\n  ")
 }
 
 /// Whether `key` is an entry of the official state dict that never influences the output
@@ -141,7 +161,7 @@ pub fn copy_into(vars: &HashMap<String, Tensor>, key: &str, src: &Tensor) -> Res
         .get(key)
         .ok_or_else(|| WeightError::Mismatch(vec![KeyProblem::Unexpected { key: key.into(), shape: src.size() }]))?
         .shallow_clone();
-    var.f_copy_(src).map_err(|source| WeightError::Copy { key: key.into(), source })
+    var.f_copy_(src).map_err(|cause| WeightError::Copy { key: key.into(), cause })
 }
 
 /// Copies `tensors` into the variables of `vs` after checking the whole key set both ways.

@@ -41,6 +41,8 @@ pub enum ParamsError {
     NoNodeSection { node: String },
     #[error("`{0}` is not a map of parameters")]
     NotAMap(String),
+    #[error("parameter YAML refused: {0}")]
+    Shape(#[from] crate::limits::ShapeError),
     #[error("unknown parameter `{0}`")]
     Unknown(String),
     #[error(
@@ -115,6 +117,7 @@ pub const PARAMETERS: &[ParamSpec] = &[
     choice("precision", false, "fp32 | bf16 | fp16", "network precision"),
     spec("cuda_graph", K::Bool, false, "CUDA: replay the network as one CUDA graph (build feature cuda)"),
     spec("crop_on_device", K::Bool, false, "CUDA: crop/resize on the GPU (faster, not OpenCV-exact)"),
+    ranged("threads", K::Integer, false, ParamRange::Integer { from: 0, to: 256 }, "intra-op CPU threads of the network; 0: one for small networks, half the cores for large ones (the thread policy in the README)"),
     choice("modality", false, "thermal | depth | event", "what the aux camera sees"),
     spec("autostart", K::Bool, false, "configure and activate at start; false: stay unconfigured until a lifecycle manager calls change_state"),
     spec("enabled", K::Bool, true, "false: camera messages are dropped and nothing is tracked or published; the model stays loaded (also ~/enable)"),
@@ -285,6 +288,7 @@ pub struct NodeParams {
     pub precision: String,
     pub cuda_graph: bool,
     pub crop_on_device: bool,
+    pub threads: u32,
     pub modality: Modality,
     pub autostart: bool,
     pub enabled: bool,
@@ -313,6 +317,7 @@ impl Default for NodeParams {
             precision: "bf16".into(),
             cuda_graph: true,
             crop_on_device: false,
+            threads: 0,
             modality: Modality::Thermal,
             autostart: true,
             enabled: true,
@@ -683,6 +688,8 @@ fn set_leaf(tree: &mut Value, name: &str, value: Value, unknown: &mut Vec<String
 /// document order. Node keys may be nested (`robot: {patrack: {ros__parameters: ..}}` is
 /// `/robot/patrack`) and may use rcl's wildcards: `*` for one name token, `**` for any number.
 fn node_sections(text: &str, node_fqn: &str) -> Result<Vec<Value>, ParamsError> {
+    // serde_yaml takes quadratic time on deep nesting before its recursion limit stops it.
+    crate::limits::check_yaml_shape(text)?;
     let doc: Value = serde_yaml::from_str(text)?;
     let root = doc.as_mapping().ok_or_else(|| ParamsError::NotAMap("the document".into()))?;
     let mut found = Vec::new();
@@ -956,6 +963,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn deeply_nested_yaml_is_refused_before_parsing() {
+        // 200 000 levels in 400 KB took serde_yaml minutes before its recursion limit.
+        let text = format!("/**:\n  ros__parameters:\n    a: {}{}", "[".repeat(200_000), "]".repeat(200_000));
+        let start = std::time::Instant::now();
+        assert!(matches!(NodeParams::from_yaml_str(&text), Err(ParamsError::Shape(_))));
+        println!("refused in {:?}", start.elapsed());
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub const COMPRESSED_DEPTH_HEADER_BYTES: usize = 12;
 /// Errors while turning a ROS image payload into pixels.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("unsupported image encoding {0:?} (supported: rgb8, bgr8, rgba8, bgra8, 8UC3, 8UC4, mono8, 8UC1, mono16, 16UC1, 32FC1)")]
+    #[error("unsupported image encoding `{0}` (supported: rgb8, bgr8, rgba8, bgra8, 8UC3, 8UC4, mono8, 8UC1, mono16, 16UC1, 32FC1)")]
     UnsupportedEncoding(String),
     #[error("image has zero size ({width}x{height})")]
     ZeroSize { width: u32, height: u32 },
@@ -36,16 +36,36 @@ pub enum DecodeError {
     DataTooShort { len: usize, needed: u64 },
     #[error("data holds {len} bytes, expected exactly step * height = {expected}")]
     WrongDataLength { len: usize, expected: u64 },
-    #[error("unsupported compressed image format {0:?} (supported: jpeg, png, compressedDepth png)")]
+    #[error("unsupported compressed image format `{0}` (supported: jpeg, png, compressedDepth png)")]
     UnsupportedCompressedFormat(String),
     #[error("compressedDepth payload of {len} bytes is shorter than its {COMPRESSED_DEPTH_HEADER_BYTES}-byte header")]
     CompressedDepthHeader { len: usize },
-    #[error("compressedDepth {raw_encoding:?} needs a 16-bit grey PNG, got {color:?}")]
-    CompressedDepthColor { raw_encoding: String, color: image::ColorType },
-    #[error("cannot decode compressed image")]
-    Codec(#[from] image::ImageError),
-    #[error("cannot read compressed image header")]
-    CodecIo(#[from] std::io::Error),
+    #[error("compressedDepth `{raw_encoding}` needs a 16-bit grey PNG, got {color}")]
+    CompressedDepthColor { raw_encoding: String, color: &'static str },
+    /// The codec's own reason is part of the message (e.g. a truncated JPEG, or a PNG whose
+    /// header declares more pixels than the limits allow).
+    #[error("cannot decode compressed image: {0}")]
+    Codec(image::ImageError),
+    #[error("cannot read compressed image header: {0}")]
+    CodecIo(std::io::Error),
+}
+
+/// The pixel layout of a decoded image in words, for messages.
+fn color_name(color: image::ColorType) -> &'static str {
+    use image::ColorType as C;
+    match color {
+        C::L8 => "8-bit grey",
+        C::La8 => "8-bit grey with alpha",
+        C::Rgb8 => "8-bit RGB",
+        C::Rgba8 => "8-bit RGBA",
+        C::L16 => "16-bit grey",
+        C::La16 => "16-bit grey with alpha",
+        C::Rgb16 => "16-bit RGB",
+        C::Rgba16 => "16-bit RGBA",
+        C::Rgb32F => "32-bit float RGB",
+        C::Rgba32F => "32-bit float RGBA",
+        _ => "another pixel layout",
+    }
 }
 
 /// A one-channel image of 16-bit or 32-bit values, row-major without padding:
@@ -261,9 +281,17 @@ fn decoder_limits() -> image::Limits {
 }
 
 fn decode_with_limits(bytes: &[u8]) -> Result<image::DynamicImage, DecodeError> {
-    let mut reader = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format()?;
+    let mut reader = image::ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(DecodeError::CodecIo)?;
     reader.limits(decoder_limits());
-    Ok(reader.decode()?)
+    reader.decode().map_err(DecodeError::Codec)
+}
+
+/// Decodes an encoded image file's bytes (PNG or JPEG, recognised from the bytes) with the same
+/// limits as camera messages ([`MAX_SIDE_PX`], [`MAX_PIXEL_BYTES`]): the one entry point for image
+/// files, so `run`, `eval`, training and replay refuse the same oversized images. 8-bit grey comes
+/// out as `Mono8`, 16-bit grey (depth PNGs) as `Mono16`, everything else as `Rgb8`.
+pub fn decode_encoded(bytes: &[u8]) -> Result<DecodedImage, DecodeError> {
+    dynamic_to_decoded(decode_with_limits(bytes)?)
 }
 
 /// Decodes the fields of a `sensor_msgs/CompressedImage`.
@@ -317,7 +345,7 @@ fn decode_compressed_depth(format: &str, format_lower: &str, data: &[u8]) -> Res
         return Err(DecodeError::CompressedDepthHeader { len: data.len() });
     };
     let image = decode_with_limits(png)?;
-    let color = image.color();
+    let color = color_name(image.color());
     let image::DynamicImage::ImageLuma16(buf) = image else {
         return Err(DecodeError::CompressedDepthColor { raw_encoding, color });
     };

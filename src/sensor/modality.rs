@@ -43,8 +43,14 @@ pub enum PrepareError {
     RgbInput { kind: &'static str },
     #[error("image buffer of {len} bytes does not match its {width}x{height}x{channels} header")]
     InconsistentImage { width: usize, height: usize, channels: usize, len: usize },
-    #[error("cannot register the aux image to the RGB image")]
-    Registration(#[from] RegistrationError),
+    #[error("cannot register the aux image to the RGB image: {0}")]
+    Registration(RegistrationError),
+}
+
+impl From<RegistrationError> for PrepareError {
+    fn from(e: RegistrationError) -> Self {
+        PrepareError::Registration(e)
+    }
 }
 
 /// The auxiliary modality paired with RGB.
@@ -75,7 +81,7 @@ impl fmt::Display for Modality {
 
 /// A modality name that is not `thermal`, `depth` or `event`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown modality {0:?} (expected thermal, depth or event)")]
+#[error("unknown modality `{0}` (expected thermal, depth or event)")]
 pub struct ParseModalityError(pub String);
 
 impl FromStr for Modality {

@@ -29,6 +29,23 @@ pub enum RegistrationError {
     NonFinite,
     #[error("homography is singular")]
     Singular,
+    #[error(
+        "homography is near-singular or of extreme scale: acting on coordinates in units of \
+         {NOMINAL_SIDE_PX} px, its condition number is {condition:.3e} (limit {MAX_CONDITION:e})"
+    )]
+    IllConditioned { condition: f64 },
+    #[error(
+        "homography maps the whole {rgb_width}x{rgb_height} RGB image outside the {aux_width}x{aux_height} \
+         aux image (the aux stream would be ignored)"
+    )]
+    NoOverlap { rgb_width: usize, rgb_height: usize, aux_width: usize, aux_height: usize },
+    #[error("homography sends part of the RGB image to infinity (its horizon crosses the image)")]
+    CrossesHorizon,
+    #[error(
+        "homography scales areas by {relative_scale:.3e} times the plain resize between the images \
+         somewhere in the RGB image (accepted: 1/{MAX_RELATIVE_AREA_SCALE} to {MAX_RELATIVE_AREA_SCALE})"
+    )]
+    AreaScale { relative_scale: f64 },
     #[error("point correspondences are degenerate (three of the four points are collinear?)")]
     Degenerate,
     #[error("output size {width}x{height}x{channels} is zero or over the limits")]
@@ -36,6 +53,17 @@ pub enum RegistrationError {
     #[error("image buffer of {len} bytes does not match its {width}x{height}x{channels} header")]
     InconsistentImage { width: usize, height: usize, channels: usize, len: usize },
 }
+
+/// Pixel unit of the conditioning check: a homography is judged as it acts on coordinates in
+/// units of this many pixels, so a translation by hundreds of pixels is not "ill-conditioned".
+pub const NOMINAL_SIDE_PX: f64 = 1000.0;
+/// Largest condition number (largest / smallest singular value) of the homography in nominal
+/// units. Camera-to-camera homographies are below 100 (a 10x zoom with a 2000 px shift: about
+/// 20); beyond this the matrix is numerically singular or scales by orders of magnitude.
+pub const MAX_CONDITION: f64 = 1e6;
+/// Widest accepted local area scale of the mapping relative to the plain resize between the two
+/// images (thermal cameras of a tenth the resolution are still 1).
+pub const MAX_RELATIVE_AREA_SCALE: f64 = 100.0;
 
 /// A planar homography mapping RGB pixel coordinates to aux pixel coordinates (see module docs).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -49,7 +77,9 @@ impl Homography {
         Self { aux_from_rgb: Matrix3::identity() }
     }
 
-    /// Wraps a matrix that maps RGB pixel coordinates to aux pixel coordinates.
+    /// Wraps a matrix that maps RGB pixel coordinates to aux pixel coordinates. Refuses
+    /// non-finite, singular and near-singular or huge matrices (judged in units of
+    /// [`NOMINAL_SIDE_PX`]; see [`MAX_CONDITION`]).
     pub fn from_aux_from_rgb(aux_from_rgb: Matrix3<f64>) -> Result<Self, RegistrationError> {
         if !aux_from_rgb.iter().all(|v| v.is_finite()) {
             return Err(RegistrationError::NonFinite);
@@ -57,7 +87,66 @@ impl Homography {
         if aux_from_rgb.determinant() == 0.0 {
             return Err(RegistrationError::Singular);
         }
+        // In nominal units: T H T^-1 with T = diag(1/s, 1/s, 1).
+        let s = NOMINAL_SIDE_PX;
+        let t = Matrix3::new(1.0 / s, 0.0, 0.0, 0.0, 1.0 / s, 0.0, 0.0, 0.0, 1.0);
+        let t_inv = Matrix3::new(s, 0.0, 0.0, 0.0, s, 0.0, 0.0, 0.0, 1.0);
+        let nominal = t * aux_from_rgb * t_inv;
+        let sv = nominal.singular_values();
+        let (largest_sv, smallest_sv) = (sv.max(), sv.min());
+        let condition = if smallest_sv > 0.0 { largest_sv / smallest_sv } else { f64::INFINITY };
+        if condition.is_nan() || condition > MAX_CONDITION {
+            return Err(RegistrationError::IllConditioned { condition });
+        }
         Ok(Self { aux_from_rgb })
+    }
+
+    /// Checks the homography against the two images' sizes: no point of the RGB image may be
+    /// sent to infinity, some of it must land inside the aux image, and the local area scale
+    /// must stay within [`MAX_RELATIVE_AREA_SCALE`] of the plain resize between the images.
+    /// Otherwise the aux half of every frame would be black or a smear of a few aux pixels, and
+    /// the tracker would silently run on RGB alone.
+    pub fn check_against(&self, rgb_size: (usize, usize), aux_size: (usize, usize)) -> Result<(), RegistrationError> {
+        const GRID: usize = 9;
+        let (rgb_w, rgb_h) = (rgb_size.0.max(1) as f64, rgb_size.1.max(1) as f64);
+        let (aux_w, aux_h) = (aux_size.0.max(1) as f64, aux_size.1.max(1) as f64);
+        let resize_area = (aux_w * aux_h) / (rgb_w * rgb_h);
+        let m = &self.aux_from_rgb;
+        let points: Vec<Vector3<f64>> = (0..GRID * GRID)
+            .map(|k| {
+                let x = -0.5 + rgb_w * (k % GRID) as f64 / (GRID - 1) as f64;
+                let y = -0.5 + rgb_h * (k / GRID) as f64 / (GRID - 1) as f64;
+                m * Vector3::new(x, y, 1.0)
+            })
+            .collect();
+        let all_ahead = points.iter().all(|p| p.z > 0.0);
+        let all_behind = points.iter().all(|p| p.z < 0.0);
+        if !(all_ahead || all_behind) {
+            return Err(RegistrationError::CrossesHorizon);
+        }
+        let mut inside = 0;
+        for p in &points {
+            let (u, v) = (p.x / p.z, p.y / p.z);
+            if (-0.5..=aux_w - 0.5).contains(&u) && (-0.5..=aux_h - 0.5).contains(&v) {
+                inside += 1;
+            }
+            // Local area scale of a homography: det(H) / w^3.
+            let relative_scale = (m.determinant() / p.z.powi(3)).abs() / resize_area;
+            if !(relative_scale.is_finite()
+                && (1.0 / MAX_RELATIVE_AREA_SCALE..=MAX_RELATIVE_AREA_SCALE).contains(&relative_scale))
+            {
+                return Err(RegistrationError::AreaScale { relative_scale });
+            }
+        }
+        if inside == 0 {
+            return Err(RegistrationError::NoOverlap {
+                rgb_width: rgb_size.0,
+                rgb_height: rgb_size.1,
+                aux_width: aux_size.0,
+                aux_height: aux_size.1,
+            });
+        }
+        Ok(())
     }
 
     /// Builds the homography from a matrix in the opposite direction (aux pixel coordinates to
@@ -202,7 +291,10 @@ pub fn register_to_rgb(
     homography: Option<&Homography>,
 ) -> Result<ImageU8, RegistrationError> {
     match homography {
-        Some(h) => warp_to_rgb(aux, rgb_width, rgb_height, h),
+        Some(h) => {
+            h.check_against((rgb_width, rgb_height), (aux.width, aux.height))?;
+            warp_to_rgb(aux, rgb_width, rgb_height, h)
+        }
         None if aux.width == rgb_width && aux.height == rgb_height && aux.is_consistent() => Ok(aux.clone()),
         None => {
             let h = Homography::scale_between((rgb_width, rgb_height), (aux.width, aux.height));
@@ -290,5 +382,54 @@ mod tests {
         assert!(warp_to_rgb(&aux, 0, 5, &Homography::identity()).is_err());
         let broken = ImageU8 { width: 3, height: 3, channels: 3, data: vec![0; 5] };
         assert!(register_to_rgb(&broken, 3, 3, None).is_err());
+    }
+
+    #[test]
+    fn near_singular_and_extreme_homographies_are_refused() {
+        // Rank one in all but rounding, a 1e9 zoom, a 1e-9 squash: each numerically singular.
+        let cases = [
+            Matrix3::new(1.0, 2.0, 3.0, 2.0, 4.0 + 1e-9, 6.0, 3.0, 6.0, 9.0 + 1e-9),
+            Matrix3::new(1e9, 0.0, 0.0, 0.0, 1e9, 0.0, 0.0, 0.0, 1.0),
+            Matrix3::new(1.0, 0.0, 0.0, 0.0, 1e-9, 0.0, 0.0, 0.0, 1.0),
+        ];
+        for m in cases {
+            let err = Homography::from_aux_from_rgb(m).unwrap_err();
+            println!("{err}");
+            assert!(matches!(err, RegistrationError::IllConditioned { .. } | RegistrationError::Singular), "{err}");
+        }
+        // Ordinary registrations stay accepted: a shift by 500 px, a 0.1x scale (thermal at a
+        // tenth of the resolution) with a shift, a mild perspective.
+        for m in [
+            Matrix3::new(1.0, 0.0, 500.0, 0.0, 1.0, -300.0, 0.0, 0.0, 1.0),
+            Matrix3::new(0.1, 0.0, 20.0, 0.0, 0.1, 10.0, 0.0, 0.0, 1.0),
+            Matrix3::new(1.1, 0.05, 12.0, -0.03, 0.95, -7.0, 1e-4, -2e-4, 1.0),
+        ] {
+            let h = Homography::from_aux_from_rgb(m).unwrap();
+            h.check_against((640, 480), (640, 480)).or_else(|_| h.check_against((640, 480), (64, 48))).unwrap();
+        }
+    }
+
+    #[test]
+    fn homography_missing_the_aux_image_is_refused() {
+        let aux = pattern(64, 48);
+        // Shifts every RGB pixel 10 000 px to the right of the 64 px wide aux image.
+        let h = Homography::from_aux_from_rgb(Matrix3::new(1.0, 0.0, 10_000.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)).unwrap();
+        let err = register_to_rgb(&aux, 64, 48, Some(&h)).unwrap_err();
+        println!("{err}");
+        assert!(matches!(err, RegistrationError::NoOverlap { .. }), "{err}");
+        // Its horizon (w = 0 at x = 32) crosses the RGB image.
+        let h =
+            Homography::from_aux_from_rgb(Matrix3::new(1.0, 0.0, 0.0, 0.0, 1.0, 0.0, -1.0 / 32.0, 0.0, 1.0)).unwrap();
+        let err = register_to_rgb(&aux, 64, 48, Some(&h)).unwrap_err();
+        println!("{err}");
+        assert!(matches!(err, RegistrationError::CrossesHorizon), "{err}");
+        // Squeezes the whole RGB image into a 0.2 px wide sliver of the aux image.
+        let h = Homography::from_aux_from_rgb(Matrix3::new(0.003, 0.0, 10.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)).unwrap();
+        let err = register_to_rgb(&aux, 64, 48, Some(&h)).unwrap_err();
+        println!("{err}");
+        assert!(matches!(err, RegistrationError::AreaScale { .. }), "{err}");
+        // Half the RGB image off the aux image is a registration, not an error.
+        let h = Homography::from_aux_from_rgb(Matrix3::new(1.0, 0.0, 32.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)).unwrap();
+        assert!(register_to_rgb(&aux, 64, 48, Some(&h)).is_ok());
     }
 }

@@ -10,13 +10,6 @@ pub struct BoxXywh {
     pub h: f64,
 }
 
-/// `x 10, y 20, w 30, h 40` (px), for messages.
-impl std::fmt::Display for BoxXywh {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "x {}, y {}, w {}, h {}", self.x, self.y, self.w, self.h)
-    }
-}
-
 /// A box as centre and size (units given where it is used).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BoxCxcywh<T> {
@@ -24,6 +17,13 @@ pub struct BoxCxcywh<T> {
     pub cy: T,
     pub w: T,
     pub h: T,
+}
+
+impl std::fmt::Display for BoxXywh {
+    /// `x,y,w,h` in pixels, as box files and the `--init` flag write it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{},{},{},{}", self.x, self.y, self.w, self.h)
+    }
 }
 
 impl BoxXywh {

@@ -26,9 +26,9 @@ const RESIZE_COEF_SCALE: f32 = 2048.0;
 /// Errors of the crop / resize / normalise step.
 #[derive(Debug, thiserror::Error)]
 pub enum PreprocessError {
-    #[error("box {box_xywh:?} must be finite with positive width and height")]
+    #[error("box {} must be finite with positive width and height", box_text(box_xywh))]
     InvalidBox { box_xywh: [f64; 4] },
-    #[error("box {box_xywh:?} lies too far outside any image")]
+    #[error("box {} lies too far outside any image", box_text(box_xywh))]
     BoxOutOfRange { box_xywh: [f64; 4] },
     #[error("crop factor {0} must be finite and positive")]
     InvalidFactor(f64),
@@ -40,8 +40,19 @@ pub enum PreprocessError {
     TooManyBytes { what: &'static str, bytes: u128 },
     #[error("image buffer of {len} bytes does not match its {width}x{height}x{channels} header (or it is empty)")]
     InconsistentImage { width: usize, height: usize, channels: usize, len: usize },
-    #[error("cannot build the input tensor")]
-    Torch(#[from] tch::TchError),
+    #[error("cannot build the input tensor: {0}")]
+    Torch(tch::TchError),
+}
+
+impl From<tch::TchError> for PreprocessError {
+    fn from(e: tch::TchError) -> Self {
+        PreprocessError::Torch(e)
+    }
+}
+
+/// `x,y,w,h` for messages.
+fn box_text(b: &[f64; 4]) -> String {
+    format!("{},{},{},{}", b[0], b[1], b[2], b[3])
 }
 
 fn check_image(im: &ImageU8) -> Result<(), PreprocessError> {

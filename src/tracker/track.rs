@@ -51,11 +51,29 @@ impl Default for TrackerConfig {
     }
 }
 
+/// Largest `lost_search_scale`: while Lost the search crop is `lost_search_scale` times the
+/// reference one (4 x sqrt(w h)), resized to the same 256 px, so a larger scale shrinks the
+/// target below what the network resolves (a 40 px target becomes under 2 px at scale 8) and
+/// soon exceeds the crop limit (`MAX_CROP_SIZE_PX`), which stops tracking with an error.
+pub const MAX_LOST_SEARCH_SCALE: f64 = 4.0;
+
+/// Smallest frame side accepted, in pixels: below it the crops are nearly all padding and the
+/// box clipped to the frame (with its 10 px margin) means nothing, so such a frame is an error
+/// rather than a "tracking" result.
+pub const MIN_FRAME_SIDE_PX: usize = 16;
+
 impl TrackerConfig {
     pub fn validate(&self) -> Result<(), String> {
         let ok = |v: f64| v.is_finite() && v > 0.0;
         if !ok(self.template_factor) || !ok(self.search_factor) || !ok(self.lost_search_scale) {
             return Err("template_factor, search_factor and lost_search_scale must be positive".into());
+        }
+        if self.lost_search_scale > MAX_LOST_SEARCH_SCALE {
+            return Err(format!(
+                "lost_search_scale {} is over the maximum {MAX_LOST_SEARCH_SCALE} (the lost search crop \
+                 would shrink the target below what the network resolves)",
+                self.lost_search_scale
+            ));
         }
         if !(0.0..=1.0).contains(&self.lost_threshold) {
             return Err(format!("lost_threshold must be within [0, 1], got {}", self.lost_threshold));
@@ -106,14 +124,22 @@ pub enum TrackError {
     NotInitialised,
     #[error("frame must have 6 channels (RGB + aux), got {0}")]
     Channels(usize),
-    #[error("initial box {0:?} is empty, not finite, or does not overlap the {1}x{2} image")]
+    #[error("frame of {width}x{height} px is smaller than {MIN_FRAME_SIDE_PX} px on a side")]
+    FrameTooSmall { width: usize, height: usize },
+    #[error("initial box {0} is empty, not finite, or does not overlap the {1}x{2} image")]
     BadBox(BoxXywh, usize, usize),
     #[error(transparent)]
     Preprocess(#[from] PreprocessError),
     #[error(transparent)]
     Decode(#[from] DecodeError),
     #[error("libtorch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(tch::TchError),
+}
+
+impl From<tch::TchError> for TrackError {
+    fn from(e: tch::TchError) -> Self {
+        TrackError::Torch(e)
+    }
 }
 
 /// Intermediate results of one `track` step, for tests and debugging.
@@ -391,6 +417,9 @@ pub fn box_from_maps(
 fn check_frame(frame: &ImageU8) -> Result<(), TrackError> {
     if frame.channels != 6 {
         return Err(TrackError::Channels(frame.channels));
+    }
+    if frame.width < MIN_FRAME_SIDE_PX || frame.height < MIN_FRAME_SIDE_PX {
+        return Err(TrackError::FrameTooSmall { width: frame.width, height: frame.height });
     }
     Ok(())
 }

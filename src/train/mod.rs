@@ -72,8 +72,8 @@ pub enum TrainError {
     Model(#[from] model::ModelError),
     #[error("{0}")]
     Invalid(String),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("libtorch: {0}")]
     Torch(#[from] tch::TchError),
     #[error("loss became {0} at step {1}: lower the learning rate")]
@@ -154,18 +154,18 @@ pub fn train<S: FrameSource>(
     out: &Path,
     mut on_step: impl FnMut(&StepLog),
 ) -> Result<(), TrainError> {
-    std::fs::create_dir_all(out).map_err(|source| TrainError::Io { path: out.into(), source })?;
+    std::fs::create_dir_all(out).map_err(|cause| TrainError::Io { path: out.into(), cause })?;
     let mut opt = nn::AdamW { wd: cfg.weight_decay, ..Default::default() }.build(&model.vs, cfg.lr)?;
     let log_path = out.join("loss.csv");
     let mut log_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(&log_path)
-        .map_err(|source| TrainError::Io { path: log_path.clone(), source })?;
+        .map_err(|cause| TrainError::Io { path: log_path.clone(), cause })?;
     if start_step == 0 {
-        log_file.set_len(0).map_err(|source| TrainError::Io { path: log_path.clone(), source })?;
+        log_file.set_len(0).map_err(|cause| TrainError::Io { path: log_path.clone(), cause })?;
         writeln!(log_file, "step,lr,loss,giou,l1,focal,iou")
-            .map_err(|source| TrainError::Io { path: log_path.clone(), source })?;
+            .map_err(|cause| TrainError::Io { path: log_path.clone(), cause })?;
     }
     let t0 = Instant::now();
     for step in start_step..cfg.steps {
@@ -189,7 +189,7 @@ pub fn train<S: FrameSource>(
             "{},{:.3e},{:.5},{:.5},{:.5},{:.5},{:.4}",
             entry.step, lr, total, l.giou, l.l1, l.focal, l.mean_iou
         )
-        .map_err(|source| TrainError::Io { path: log_path.clone(), source })?;
+        .map_err(|cause| TrainError::Io { path: log_path.clone(), cause })?;
         on_step(&entry);
         let done = step + 1;
         if done == cfg.steps || (cfg.checkpoint_every > 0 && done.is_multiple_of(cfg.checkpoint_every)) {
@@ -205,17 +205,17 @@ pub fn save_checkpoint(model: &PATrack, cfg: &TrainConfig, step: usize, out: &Pa
     let tmp = out.join("model.safetensors.tmp");
     model::load::save_file(model, &tmp)?;
     let path = out.join("model.safetensors");
-    std::fs::rename(&tmp, &path).map_err(|source| TrainError::Io { path: path.clone(), source })?;
+    std::fs::rename(&tmp, &path).map_err(|cause| TrainError::Io { path: path.clone(), cause })?;
     let state = TrainState { step, config: cfg.clone() };
     let state_path = out.join("train_state.json");
     let text = serde_json::to_string_pretty(&state).map_err(|e| TrainError::Invalid(e.to_string()))?;
-    std::fs::write(&state_path, text).map_err(|source| TrainError::Io { path: state_path, source })?;
+    std::fs::write(&state_path, text).map_err(|cause| TrainError::Io { path: state_path, cause })?;
     Ok(())
 }
 
 /// Reads `loss.csv` back as (step, loss, iou) rows.
 pub fn read_loss_log(path: &Path) -> Result<Vec<(usize, f64, f64)>, TrainError> {
-    let text = std::fs::read_to_string(path).map_err(|source| TrainError::Io { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|cause| TrainError::Io { path: path.into(), cause })?;
     Ok(text
         .lines()
         .skip(1)

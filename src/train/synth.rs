@@ -562,15 +562,15 @@ pub fn write_set(
 /// Errors writing a synthetic set.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    #[error("{path}: {source}")]
-    Io { path: std::path::PathBuf, source: std::io::Error },
-    #[error("{path}: {source}")]
-    Image { path: std::path::PathBuf, source: image::ImageError },
+    #[error("{path}: {cause}")]
+    Io { path: std::path::PathBuf, cause: std::io::Error },
+    #[error("{path}: {cause}")]
+    Image { path: std::path::PathBuf, cause: image::ImageError },
 }
 
 fn ensure_parent(path: &Path) -> Result<(), WriteError> {
     if let Some(p) = path.parent() {
-        std::fs::create_dir_all(p).map_err(|source| WriteError::Io { path: p.into(), source })?;
+        std::fs::create_dir_all(p).map_err(|cause| WriteError::Io { path: p.into(), cause })?;
     }
     Ok(())
 }
@@ -578,12 +578,12 @@ fn ensure_parent(path: &Path) -> Result<(), WriteError> {
 fn save(path: &Path, data: &[u8], w: usize, h: usize, kind: image::ExtendedColorType) -> Result<(), WriteError> {
     ensure_parent(path)?;
     image::save_buffer(path, data, w as u32, h as u32, kind)
-        .map_err(|source| WriteError::Image { path: path.into(), source })
+        .map_err(|cause| WriteError::Image { path: path.into(), cause })
 }
 
 fn write_text(path: &Path, text: &str) -> Result<(), WriteError> {
     ensure_parent(path)?;
-    std::fs::write(path, text).map_err(|source| WriteError::Io { path: path.into(), source })
+    std::fs::write(path, text).map_err(|cause| WriteError::Io { path: path.into(), cause })
 }
 
 #[cfg(test)]

@@ -34,5 +34,8 @@ pub fn build_model(params: &NodeParams) -> anyhow::Result<PATrack> {
     let device = crate::device::parse_device(&params.device)?;
     let precision = params.precision.parse()?;
     let path = (!params.model_path.is_empty()).then(|| std::path::Path::new(&params.model_path));
-    crate::cli::common::build_model(path, &params.model_config, device, precision)
+    let model = crate::cli::common::build_model(path, &params.model_config, device, precision)?;
+    crate::cli::common::apply_thread_policy(params.threads as usize, &model);
+    log::info!("network on {}", crate::device::device_name(model.device()));
+    Ok(model)
 }

@@ -224,6 +224,8 @@ pub fn run() -> anyhow::Result<()> {
     let _guard = runtime.enter();
     serve_all(&mut node, &managed)?;
     let cameras = Input::cameras(&params);
+    let [rgb_topic, aux_topic] = cameras.map(|i| args.resolve_topic(i.topic(), NODE_NAME));
+    crate::limits::check_distinct_topics(&rgb_topic, &aux_topic).context("the camera remappings")?;
     for input in Input::subscribed(&params) {
         let q = input.qos(&params);
         let mut stream = node
