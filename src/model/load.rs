@@ -10,6 +10,7 @@ use std::path::Path;
 use tch::{Device, Tensor};
 
 use super::checkpoint::{self, Checkpoint, CheckpointError, Dtype, MetaValue, RawTensor};
+use super::detect::{self, DetectError};
 use super::weights::{check_entries, copy_into, EntryInfo};
 use super::{ModelConfig, ModelError, PATrack};
 use crate::device::Precision;
@@ -26,6 +27,8 @@ pub enum LoadError {
     Model(#[from] ModelError),
     #[error("the configuration recorded in the file is invalid: {0}")]
     Config(String),
+    #[error(transparent)]
+    Detect(#[from] DetectError),
 }
 
 /// The configuration recorded in a checkpoint's metadata, if any.
@@ -39,8 +42,25 @@ pub fn recorded_config(ckpt: &Checkpoint) -> Result<Option<ModelConfig>, LoadErr
     }
 }
 
-/// Loads `.safetensors` or an official `.pth.tar`. The configuration recorded in the file wins;
-/// otherwise `fallback` (default: the official ViT-B) is used.
+/// The network a read checkpoint holds: the configuration recorded in the file; else, for an
+/// OSTrack-format (RGB-only) state dict, the RGB-only tracker with the sizes read from its shapes
+/// (logged, see [`detect`]); else `fallback` (default: the official ViT-B).
+pub fn checkpoint_config(ckpt: &Checkpoint, fallback: Option<ModelConfig>) -> Result<ModelConfig, LoadError> {
+    if let Some(cfg) = recorded_config(ckpt)? {
+        return Ok(cfg);
+    }
+    let entries = ckpt.tensors.iter().map(|(k, t)| (k.as_str(), t.shape.as_slice()));
+    match detect::detect_rgb_only(entries, fallback.as_ref())? {
+        Some(found) => {
+            log::info!("{}", found.describe());
+            Ok(found.config)
+        }
+        None => Ok(fallback.unwrap_or_default()),
+    }
+}
+
+/// Loads `.safetensors` or a trainer's `.pth.tar` (PATrack's, or OSTrack's as the RGB-only
+/// tracker) with the configuration [`checkpoint_config`] chooses.
 pub fn load_file(
     path: &Path,
     fallback: Option<ModelConfig>,
@@ -48,7 +68,7 @@ pub fn load_file(
     precision: Precision,
 ) -> Result<PATrack, LoadError> {
     let ckpt = checkpoint::read_any(path)?;
-    let cfg = recorded_config(&ckpt)?.or(fallback).unwrap_or_default();
+    let cfg = checkpoint_config(&ckpt, fallback)?;
     let mut model = PATrack::new(cfg, device, precision)?;
     let report = load_checkpoint(&mut model, &ckpt)?;
     log::info!(
