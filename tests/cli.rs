@@ -125,3 +125,114 @@ fn patrack_node_without_ros_says_how_to_build_it() {
     assert!(stderr.contains("--features ros") && stderr.contains("patrack node"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "one message: {stderr}");
 }
+
+/// OSTrack's checkpoint format (`tests/data/checkpoint/ostrack_tiny_ep0300.pth.tar`, written by
+/// torch in OSTrack's trainer layout, no configuration recorded) runs as the RGB-only tracker in
+/// every command that takes a model, with no configuration flag, and says what it detected.
+mod ostrack_checkpoint {
+    use super::{common, patrack};
+
+    const DETECTED: &str = "detected an OSTrack (RGB-only) checkpoint: ViT width 64, 4 blocks, 2 heads";
+
+    fn model() -> String {
+        common::data_path("checkpoint/ostrack_tiny_ep0300.pth.tar").to_string_lossy().into_owned()
+    }
+
+    fn out_dir(name: &str) -> std::path::PathBuf {
+        let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("cli-ostrack-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn check(what: &str, (ok, stdout, stderr): (bool, String, String)) -> String {
+        assert!(ok, "{what}: {stdout}{stderr}");
+        assert!(stderr.contains(DETECTED), "{what}: {stderr}");
+        assert!(stderr.contains("the aux stream is not used"), "{what}: {stderr}");
+        stdout
+    }
+
+    #[test]
+    fn run() {
+        let out = out_dir("run");
+        let seq = concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample_rgbt");
+        let stdout =
+            check("run", patrack(&["run", "--sequence", seq, "--model", &model(), "--out", out.to_str().unwrap()]));
+        assert!(!stdout.contains("deterministic test weights"), "{stdout}");
+        let csv = std::fs::read_to_string(out.join("boxes.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + 8);
+    }
+
+    #[test]
+    fn replay() {
+        let out = out_dir("replay");
+        let bag = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ros/sample_mcap");
+        let args = ["replay", bag, "--rgb-topic", "/camera/rgb/image_raw", "--aux-topic", "/camera/thermal/image_raw"];
+        let more =
+            ["--init", "8,14,12,12", "--max-interval-s", "0.01", "--model", &model(), "--out", out.to_str().unwrap()];
+        let stdout = check("replay", patrack(&[&args[..], &more[..]].concat()));
+        assert!(stdout.contains("replayed 8 frame pairs"), "{stdout}");
+    }
+
+    #[test]
+    fn eval() {
+        let out = out_dir("eval");
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/data");
+        let args = ["eval", "--dataset", "lasher", "--root", root, "--model", &model(), "--out", out.to_str().unwrap()];
+        let stdout = check("eval", patrack(&args));
+        assert!(stdout.contains("| patrack |"), "{stdout}");
+        let result = std::fs::read_to_string(out.join("patrack/sample_rgbt.txt")).unwrap();
+        assert_eq!(result.lines().count(), 8);
+    }
+
+    #[test]
+    fn bench() {
+        // The measuring child process loads the model; the table names the detected network.
+        let args = [
+            "bench",
+            "--model",
+            &model(),
+            "--precisions",
+            "fp32",
+            "--runs",
+            "2",
+            "--warmup",
+            "1",
+            "--frame",
+            "320x240",
+        ];
+        let (ok, stdout, stderr) = patrack(&args);
+        assert!(ok, "{stdout}{stderr}");
+        assert!(stdout.contains("| cpu | fp32 | tiny rgb-only | eager |"), "{stdout}");
+    }
+
+    #[test]
+    fn train_adapt_starts_from_it() {
+        let out = out_dir("train");
+        let args = ["train", "--stage", "adapt", "--modality", "thermal", "--base", &model()];
+        let more = ["--steps", "2", "--batch", "2", "--synth-sequences", "1", "--out", out.to_str().unwrap()];
+        check("train", patrack(&[&args[..], &more[..]].concat()));
+        // The adapted network: the full tiny PATrack whose base variables are the checkpoint's.
+        let trained = patrack::model::load::load_file(
+            &out.join("model.safetensors"),
+            None,
+            tch::Device::Cpu,
+            patrack::device::Precision::Fp32,
+        )
+        .unwrap();
+        assert_eq!(trained.cfg, patrack::model::ModelConfig::tiny());
+        let base = patrack::model::load::load_file(
+            std::path::Path::new(&model()),
+            None,
+            tch::Device::Cpu,
+            patrack::device::Precision::Fp32,
+        )
+        .unwrap();
+        let trained_vars = trained.vs.variables();
+        let base_vars = base.vs.variables();
+        for (key, t) in &base_vars {
+            assert!(trained_vars[key].equal(t), "{key}: the frozen base changed");
+        }
+        assert!(trained_vars.keys().any(|k| k.contains("adap")), "the adapters were built");
+    }
+}

@@ -6,6 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use patrack::device::Precision;
+use patrack::eval::boxfile::ResultFormat;
 use patrack::eval::layout::{self, DatasetKind};
 use patrack::eval::report::{self, BenchScores, Report, TrackerScores};
 use patrack::eval::{plot, runner};
@@ -177,7 +178,7 @@ fn run_kind(kind: DatasetKind) {
     for (name, dir) in &found {
         trackers.push(TrackerScores {
             tracker: name.clone(),
-            scores: report::score_tracker(kind, &seqs, dir, "").unwrap(),
+            scores: report::score_tracker(kind, &seqs, dir, "", ResultFormat::Auto).unwrap(),
         });
     }
     match &trackers[0].scores {
@@ -202,6 +203,15 @@ fn run_kind(kind: DatasetKind) {
             assert!((s.recall - 1.0).abs() < 1e-12);
             assert!((s.f_score - 6.0 / 7.0).abs() < 1e-12);
         }
+    }
+    // Scoring from the ground truth alone reads the same sequences and gives the same scores.
+    let gt_only = layout::list_ground_truth(kind, &data).unwrap();
+    // Compared bit for bit: DepthTrack's absent frames are NaN.
+    let bits = |v: &[[f32; 4]]| v.iter().map(|b| b.map(f32::to_bits)).collect::<Vec<_>>();
+    let view = |s: &layout::BenchSequence| (s.name.clone(), bits(&s.gt), s.gt_aux.as_deref().map(bits));
+    assert_eq!(gt_only.iter().map(view).collect::<Vec<_>>(), seqs.iter().map(view).collect::<Vec<_>>());
+    for ((_, dir), t) in found.iter().zip(&trackers) {
+        assert_eq!(report::score_tracker(kind, &gt_only, dir, "", ResultFormat::Auto).unwrap(), t.scores);
     }
     let rep = Report { dataset: kind, n_sequences: seqs.len(), trackers };
     let (json, md) = report::write_tables(&rep, &root.join("out")).unwrap();
@@ -259,6 +269,38 @@ fn missing_ground_truth_is_a_clear_error() {
     let empty = tmp("empty");
     let err = layout::list_sequences(DatasetKind::Lasher, &empty).unwrap_err().to_string();
     assert!(err.contains("no sequences"), "{err}");
+}
+
+#[test]
+fn scoring_needs_no_images_except_for_the_depthtrack_image_size() {
+    for kind in
+        [DatasetKind::Lasher, DatasetKind::Rgbt234, DatasetKind::Gtot, DatasetKind::VisEvent, DatasetKind::DepthTrack]
+    {
+        let root = tmp(&format!("gt_only_{kind:?}"));
+        let data = root.join("data");
+        write_dataset(kind, &data, &["s1", "s2"]);
+        let with_images = layout::list_sequences(kind, &data).unwrap();
+        let oracle = root.join("oracle");
+        write_oracle(kind, &with_images, &oracle);
+        let (rgb_dir, aux_dir) = kind.image_dirs();
+        for s in ["s1", "s2"] {
+            std::fs::remove_dir_all(data.join(s).join(rgb_dir)).unwrap();
+            std::fs::remove_dir_all(data.join(s).join(aux_dir)).unwrap();
+        }
+        assert!(layout::list_sequences(kind, &data).is_err(), "{kind:?}: running needs the images");
+        let seqs = layout::list_ground_truth(kind, &data).unwrap();
+        assert_eq!(seqs.len(), 2);
+        assert_eq!(seqs[0].len(), FRAMES);
+        let scored = report::score_tracker(kind, &seqs, &oracle, "", ResultFormat::Auto);
+        if kind.is_long_term() {
+            let err = scored.unwrap_err().to_string();
+            assert!(err.contains("no color images") && err.contains("image size"), "{err}");
+        } else {
+            scored.unwrap();
+        }
+    }
+    let err = layout::list_ground_truth(DatasetKind::Gtot, &tmp("gt_only_empty")).unwrap_err().to_string();
+    assert!(err.contains("no sequences found (sub-folders holding groundTruth_v.txt and groundTruth_i.txt)"), "{err}");
 }
 
 #[test]

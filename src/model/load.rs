@@ -10,6 +10,7 @@ use std::path::Path;
 use tch::{Device, Tensor};
 
 use super::checkpoint::{self, Checkpoint, CheckpointError, Dtype, MetaValue, RawTensor, TensorInfo};
+use super::detect::{self, DetectError};
 use super::weights::{check_entries, copy_into, EntryInfo};
 use super::{ModelConfig, ModelError, PATrack};
 use crate::device::Precision;
@@ -39,6 +40,8 @@ pub enum LoadError {
         problems: usize,
         hint: String,
     },
+    #[error(transparent)]
+    Detect(#[from] DetectError),
 }
 
 /// A file without a recorded configuration that does not fit the assumed one: when its width or
@@ -100,8 +103,35 @@ pub fn config_from_metadata(metadata: &[(String, MetaValue)]) -> Result<Option<M
     }
 }
 
-/// Loads `.safetensors` or an official `.pth.tar`. The configuration recorded in the file wins;
-/// otherwise `fallback` (default: the official ViT-B) is used.
+/// The network a checkpoint holds: the configuration recorded in the file; else, for an
+/// OSTrack-format (RGB-only) state dict, the RGB-only tracker with the sizes read from its shapes
+/// (logged, see [`detect`]); else `fallback` (default: the official ViT-B). The flag says whether
+/// the file itself decided (recorded or detected).
+fn choose_config<'a>(
+    recorded: Option<ModelConfig>,
+    entries: impl Iterator<Item = (&'a str, &'a [usize])>,
+    fallback: Option<&ModelConfig>,
+) -> Result<(ModelConfig, bool), LoadError> {
+    if let Some(cfg) = recorded {
+        return Ok((cfg, true));
+    }
+    match detect::detect_rgb_only(entries, fallback)? {
+        Some(found) => {
+            log::info!("{}", found.describe());
+            Ok((found.config, true))
+        }
+        None => Ok((fallback.cloned().unwrap_or_default(), false)),
+    }
+}
+
+/// [`choose_config`] for a checkpoint already read.
+pub fn checkpoint_config(ckpt: &Checkpoint, fallback: Option<ModelConfig>) -> Result<ModelConfig, LoadError> {
+    let entries = ckpt.tensors.iter().map(|(k, t)| (k.as_str(), t.shape.as_slice()));
+    Ok(choose_config(recorded_config(ckpt)?, entries, fallback.as_ref())?.0)
+}
+
+/// Loads `.safetensors` or a trainer's `.pth.tar` (PATrack's, or OSTrack's as the RGB-only
+/// tracker) with the configuration [`checkpoint_config`] chooses.
 ///
 /// The network is built and the file's keys and shapes are checked against it from the file's
 /// header (the pickle, or the safetensors JSON) before any tensor data is read; dead entries are
@@ -114,9 +144,8 @@ pub fn load_file(
 ) -> Result<PATrack, LoadError> {
     let mut built: Option<(PATrack, super::LoadReport)> = None;
     let ckpt = checkpoint::read_any_selected(path, |infos, metadata| {
-        let recorded = config_from_metadata(metadata)?;
-        let from_file = recorded.is_some();
-        let cfg = recorded.or_else(|| fallback.clone()).unwrap_or_default();
+        let entries = infos.iter().map(|t| (t.name.as_str(), t.shape.as_slice()));
+        let (cfg, from_file) = choose_config(config_from_metadata(metadata)?, entries, fallback.as_ref())?;
         let model = PATrack::new(cfg, device, precision)?;
         let entries: Vec<EntryInfo> = infos
             .iter()

@@ -10,6 +10,7 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod detect;
 pub mod graph;
 pub mod hashinit;
 pub mod head;
@@ -83,6 +84,12 @@ impl PATrack {
 
     pub fn device(&self) -> Device {
         self.vs.device()
+    }
+
+    /// Whether this is the RGB-only tracker (OSTrack-style, e.g. loaded from OSTrack's public
+    /// checkpoint): the aux channels of every frame are ignored.
+    pub fn is_rgb_only(&self) -> bool {
+        self.cfg.rgb_only
     }
 
     pub fn precision(&self) -> Precision {

@@ -37,5 +37,12 @@ pub fn build_model(params: &NodeParams) -> anyhow::Result<PATrack> {
     let model = crate::cli::common::build_model(path, &params.model_config, device, precision)?;
     crate::cli::common::apply_thread_policy(params.threads as usize, &model);
     log::info!("network on {}", crate::device::device_name(model.device()));
+    if model.is_rgb_only() {
+        log::warn!(
+            "the weights are an RGB-only tracker (OSTrack format): the {} images are still paired, \
+             but they do not reach the network; train the adapters (patrack train --stage adapt) to use them",
+            params.modality
+        );
+    }
     Ok(model)
 }
