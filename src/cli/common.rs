@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use anyhow::Context as _;
 use tch::Device;
 
 use crate::device::{self, Precision};
@@ -60,31 +60,15 @@ pub fn apply_thread_policy(threads: usize, model: &PATrack) {
 
 /// Parses `--config`.
 pub fn parse_config(s: &str) -> anyhow::Result<ModelConfig> {
-    match s {
-        "vit_base" | "official" => Ok(ModelConfig::vit_base()),
-        "tiny" => Ok(ModelConfig::tiny()),
-        "small" => Ok(ModelConfig::small()),
-        path => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading model config {path}"))?;
-            serde_json::from_str(&text).with_context(|| format!("parsing model config {path}"))
-        }
-    }
+    Ok(crate::model::load::named_config(s)?)
 }
 
 /// Builds the network on `device` in `precision`, with weights from `path` or the hashed test
 /// weights (said plainly in the log).
 pub fn build_model(path: Option<&Path>, config: &str, device: Device, precision: Precision) -> anyhow::Result<PATrack> {
+    let built = crate::model::load::build(path, config, device, precision);
     match path {
-        Some(path) => crate::model::load_file(path, Some(parse_config(config)?), device, precision)
-            .with_context(|| format!("loading weights from {}", path.display())),
-        None => {
-            log::warn!(
-                "no --model given: using the deterministic test weights (golden hash rule); \
-                 the network runs but does NOT track anything"
-            );
-            let mut m = PATrack::new(parse_config(config)?, device, precision)?;
-            m.fill_hashed();
-            Ok(m)
-        }
+        Some(path) => built.with_context(|| format!("loading weights from {}", path.display())),
+        None => Ok(built?),
     }
 }

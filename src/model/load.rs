@@ -42,6 +42,42 @@ pub enum LoadError {
     },
     #[error(transparent)]
     Detect(#[from] DetectError),
+    #[error("model configuration {path}: {reason}")]
+    ConfigFile { path: String, reason: String },
+}
+
+/// A named configuration (`vit_base`, `small`, `tiny`) or a JSON `ModelConfig` file.
+pub fn named_config(name: &str) -> Result<ModelConfig, LoadError> {
+    match name {
+        "vit_base" | "official" => Ok(ModelConfig::vit_base()),
+        "tiny" => Ok(ModelConfig::tiny()),
+        "small" => Ok(ModelConfig::small()),
+        path => {
+            let err = |reason: String| LoadError::ConfigFile { path: path.to_owned(), reason };
+            let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+            let cfg: ModelConfig = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
+            cfg.validate().map_err(err)?;
+            Ok(cfg)
+        }
+    }
+}
+
+/// The network on `device` in `precision` with the weights of `path` (configuration as
+/// [`load_file`] chooses it, `config` the fallback), or, without a file, the deterministic test
+/// weights of configuration `config`, said plainly in the log.
+pub fn build(path: Option<&Path>, config: &str, device: Device, precision: Precision) -> Result<PATrack, LoadError> {
+    match path {
+        Some(path) => load_file(path, Some(named_config(config)?), device, precision),
+        None => {
+            log::warn!(
+                "no weights given (--model, or the model_path parameter): using the deterministic test \
+                 weights (golden hash rule); the network runs but does NOT track anything"
+            );
+            let mut m = PATrack::new(named_config(config)?, device, precision)?;
+            m.fill_hashed();
+            Ok(m)
+        }
+    }
 }
 
 /// A file without a recorded configuration that does not fit the assumed one: when its width or

@@ -34,8 +34,12 @@ pub fn build_model(params: &NodeParams) -> anyhow::Result<PATrack> {
     let device = crate::device::parse_device(&params.device)?;
     let precision = params.precision.parse()?;
     let path = (!params.model_path.is_empty()).then(|| std::path::Path::new(&params.model_path));
-    let model = crate::cli::common::build_model(path, &params.model_config, device, precision)?;
-    crate::cli::common::apply_thread_policy(params.threads as usize, &model);
+    let model = crate::model::load::build(path, &params.model_config, device, precision).map_err(|e| match path {
+        Some(p) => anyhow::Error::from(e).context(format!("loading weights from {}", p.display())),
+        None => e.into(),
+    })?;
+    let threads = crate::device::apply_thread_policy(params.threads as usize, model.cfg.estimated_parameters());
+    log::debug!("{threads} intra-op CPU thread(s)");
     log::info!("network on {}", crate::device::device_name(model.device()));
     if model.is_rgb_only() {
         log::warn!(
