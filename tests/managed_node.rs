@@ -10,7 +10,7 @@ use patrack::model::{ModelConfig, PATrack};
 use patrack::ros::lifecycle::LifecycleState;
 use patrack::ros::managed::{ManagedNode, Service};
 use patrack::ros::msgs::{Detection2DArray, DiagnosticArray, DiagnosticStatus, Header, Image, RosMessage, Time};
-use patrack::ros::node::{Input, Sink};
+use patrack::ros::node::{Input, Sink, SinkError};
 use patrack::ros::output::Output;
 use patrack::ros::params::NodeParams;
 use patrack::ros::srv::*;
@@ -22,7 +22,7 @@ struct MemorySink {
 }
 
 impl Sink for MemorySink {
-    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), String> {
+    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), SinkError> {
         self.published.lock().unwrap().push((output, cdr.to_vec()));
         Ok(())
     }

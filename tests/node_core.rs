@@ -11,7 +11,7 @@ use patrack::ros::msgs::{
     BoundingBox2D, Detection2D, Detection2DArray, DiagnosticArray, DiagnosticStatus, Empty, Float32, Header, Image,
     Point2D, Pose2D, RosMessage, Time,
 };
-use patrack::ros::node::{Input, NodeCore, Sink};
+use patrack::ros::node::{Input, NodeCore, Sink, SinkError};
 use patrack::ros::output::Output;
 use patrack::ros::params::NodeParams;
 use tch::Device;
@@ -30,7 +30,7 @@ struct MemorySink {
 }
 
 impl Sink for MemorySink {
-    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), String> {
+    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), SinkError> {
         self.published.lock().unwrap().push((output, cdr.to_vec()));
         Ok(())
     }

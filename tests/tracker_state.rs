@@ -172,7 +172,7 @@ fn a_tiny_frame_mid_stream_is_an_error_not_a_box() {
 #[test]
 fn lost_search_scale_is_bounded_and_messages_show_boxes_plainly() {
     let huge = TrackerConfig { lost_search_scale: 1e6, ..TrackerConfig::default() };
-    let err = huge.validate().unwrap_err();
+    let err = huge.validate().unwrap_err().to_string();
     println!("{err}");
     assert!(err.contains("lost_search_scale") && err.contains('4'), "{err}");
     assert!(TrackerConfig { lost_search_scale: 4.0, ..TrackerConfig::default() }.validate().is_ok());

@@ -300,7 +300,7 @@ pub fn peak_rss_mb() -> f64 {
 struct CountingSink(std::sync::atomic::AtomicU64);
 
 impl crate::ros::node::Sink for CountingSink {
-    fn publish(&self, _: crate::ros::output::Output, _: &[u8]) -> Result<(), String> {
+    fn publish(&self, _: crate::ros::output::Output, _: &[u8]) -> Result<(), crate::ros::node::SinkError> {
         self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Ok(())
     }

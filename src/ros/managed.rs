@@ -23,7 +23,7 @@ use crate::ros::diagnostics;
 use crate::ros::inputs::Input;
 use crate::ros::lifecycle::{self, Action, LifecycleState, Outcome};
 use crate::ros::msgs::{DiagnosticArray, MsgError, RosMessage, Time};
-use crate::ros::node::{NodeCore, NodeStats, Sink};
+use crate::ros::node::{NodeCore, NodeStats, Sink, SinkError};
 use crate::ros::output::Output;
 use crate::ros::parameters::{self, SetOutcome};
 use crate::ros::params::NodeParams;
@@ -215,7 +215,7 @@ impl ManagedNode {
     }
 
     fn publish<M: RosMessage>(&self, output: Output, msg: &M) {
-        let result = msg.encode().map_err(|e| e.to_string()).and_then(|cdr| self.sink.publish(output, &cdr));
+        let result = msg.encode().map_err(SinkError::from).and_then(|cdr| self.sink.publish(output, &cdr));
         if let Err(e) = result {
             log::warn!("publishing {}: {e}", output.topic());
         }

@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 use crate::model::PATrack;
 use crate::ros::inputs::CameraMsg;
 pub use crate::ros::inputs::{Input, InputMessage};
-use crate::ros::msgs::{Detection2D, DiagnosticArray, Header, RegionOfInterest, RosMessage, Time};
+use crate::ros::msgs::{Detection2D, DiagnosticArray, Header, MsgError, RegionOfInterest, RosMessage, Time};
 use crate::ros::output::{self, Output};
 use crate::ros::params::{NodeParams, ParamsError};
 use crate::ros::slot::{lock, Slot, Warner};
@@ -62,10 +62,22 @@ pub enum NodeError {
     Thread(&'static str, std::io::Error),
 }
 
+/// Why a message did not go out.
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("no publisher for {0}")]
+    NoPublisher(&'static str),
+    #[error(transparent)]
+    Message(#[from] MsgError),
+    /// The middleware's own error, in its words.
+    #[error("{0}")]
+    Middleware(String),
+}
+
 /// Where the node's outputs go: one publisher per [`Output`], all taking CDR with the
 /// encapsulation header. Called from the node's threads, hence `Sync`.
 pub trait Sink: Send + Sync {
-    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), String>;
+    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), SinkError>;
 
     /// Matched subscribers of an output, if the middleware knows; decides whether the debug
     /// image is built.
@@ -171,7 +183,7 @@ impl Shared {
     }
 
     fn publish<M: RosMessage>(&self, output: Output, msg: &M) {
-        let result = msg.encode().map_err(|e| e.to_string()).and_then(|bytes| self.sink.publish(output, &bytes));
+        let result = msg.encode().map_err(SinkError::from).and_then(|bytes| self.sink.publish(output, &bytes));
         if let Err(e) = result {
             self.stats().publish_errors += 1;
             self.warn("publish", || format!("publishing {}: {e}", output.topic()));

@@ -540,7 +540,7 @@ impl NodeParams {
             return invalid("registration.homography", e.to_string());
         }
         if let Err(e) = self.tracker_config().validate() {
-            return invalid("tracker", e);
+            return invalid("tracker", e.to_string());
         }
         Ok(())
     }

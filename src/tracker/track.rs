@@ -63,23 +63,28 @@ pub const MAX_LOST_SEARCH_SCALE: f64 = 4.0;
 pub const MIN_FRAME_SIDE_PX: usize = 16;
 
 impl TrackerConfig {
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), TrackError> {
         let ok = |v: f64| v.is_finite() && v > 0.0;
         if !ok(self.template_factor) || !ok(self.search_factor) || !ok(self.lost_search_scale) {
-            return Err("template_factor, search_factor and lost_search_scale must be positive".into());
+            return Err(TrackError::Config(
+                "template_factor, search_factor and lost_search_scale must be positive".into(),
+            ));
         }
         if self.lost_search_scale > MAX_LOST_SEARCH_SCALE {
-            return Err(format!(
+            return Err(TrackError::Config(format!(
                 "lost_search_scale {} is over the maximum {MAX_LOST_SEARCH_SCALE} (the lost search crop \
                  would shrink the target below what the network resolves)",
                 self.lost_search_scale
-            ));
+            )));
         }
         if !(0.0..=1.0).contains(&self.lost_threshold) {
-            return Err(format!("lost_threshold must be within [0, 1], got {}", self.lost_threshold));
+            return Err(TrackError::Config(format!(
+                "lost_threshold must be within [0, 1], got {}",
+                self.lost_threshold
+            )));
         }
         if !(self.clip_margin.is_finite() && self.clip_margin >= 0.0) {
-            return Err("clip_margin must be non-negative".into());
+            return Err(TrackError::Config("clip_margin must be non-negative".into()));
         }
         Ok(())
     }
@@ -134,6 +139,8 @@ pub enum TrackError {
     Decode(#[from] DecodeError),
     #[error("libtorch: {0}")]
     Torch(tch::TchError),
+    #[error("tracker settings: {0}")]
+    Config(String),
 }
 
 impl From<tch::TchError> for TrackError {
@@ -187,7 +194,7 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    pub fn new(model: PATrack, cfg: TrackerConfig) -> Result<Self, String> {
+    pub fn new(model: PATrack, cfg: TrackerConfig) -> Result<Self, TrackError> {
         cfg.validate()?;
         let side = model.cfg.search_feat() as usize;
         Ok(Self {
@@ -210,7 +217,7 @@ impl Tracker {
     }
 
     /// Changes thresholds at run time (the crop factors too; they apply from the next frame).
-    pub fn set_config(&mut self, cfg: TrackerConfig) -> Result<(), String> {
+    pub fn set_config(&mut self, cfg: TrackerConfig) -> Result<(), TrackError> {
         cfg.validate()?;
         self.cfg = cfg;
         Ok(())

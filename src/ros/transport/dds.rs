@@ -28,7 +28,7 @@ use ros2_client::{
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::{build_model, Input, Output, Sink};
+use super::{build_model, Input, Output, Sink, SinkError};
 use crate::ros::managed::{ManagedNode, Service};
 use crate::ros::msgs::{
     Classification, CompressedImage, Detection2D, Detection2DArray, DiagnosticArray, Empty, Float32, Image,
@@ -94,7 +94,7 @@ fn qos(depth: usize, reliability: Reliability) -> QosProfile {
 
 /// A typed publisher that takes the node's CDR.
 trait CdrPublisher: Send + Sync {
-    fn publish_cdr(&self, cdr: &[u8]) -> Result<(), String>;
+    fn publish_cdr(&self, cdr: &[u8]) -> Result<(), SinkError>;
     fn subscribers(&self, node: &Node) -> usize;
 }
 
@@ -126,9 +126,10 @@ dds_message!(
 );
 
 impl<M: RosMessage + Serialize + std::fmt::Debug + Send + Sync> CdrPublisher for Publisher<M> {
-    fn publish_cdr(&self, cdr: &[u8]) -> Result<(), String> {
-        let msg = M::decode(cdr).map_err(|e| e.to_string())?;
-        self.publish(msg).map_err(|e| format!("{e:?}"))
+    fn publish_cdr(&self, cdr: &[u8]) -> Result<(), SinkError> {
+        let msg = M::decode(cdr)?;
+        // ros2-client's write errors only implement Debug.
+        self.publish(msg).map_err(|e| SinkError::Middleware(format!("{e:?}")))
     }
 
     fn subscribers(&self, node: &Node) -> usize {
@@ -143,12 +144,9 @@ struct DdsSink {
 }
 
 impl Sink for DdsSink {
-    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), String> {
-        let (_, publisher) = self
-            .publishers
-            .iter()
-            .find(|(o, _)| *o == output)
-            .ok_or_else(|| format!("no publisher for {}", output.topic()))?;
+    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), SinkError> {
+        let (_, publisher) =
+            self.publishers.iter().find(|(o, _)| *o == output).ok_or(SinkError::NoPublisher(output.topic()))?;
         publisher.publish_cdr(cdr)
     }
 

@@ -22,7 +22,7 @@ pub mod dds;
 #[cfg(feature = "ros")]
 pub mod r2r;
 
-pub use crate::ros::node::{Input, Sink};
+pub use crate::ros::node::{Input, Sink, SinkError};
 pub use crate::ros::output::Output;
 
 use crate::model::PATrack;

@@ -19,7 +19,7 @@ use ::r2r::{PublisherUntyped, QosProfile, WrappedServiceTypeSupport, WrappedType
 use anyhow::Context as _;
 use futures::StreamExt;
 
-use super::{build_model, Input, Output, Sink};
+use super::{build_model, Input, Output, Sink, SinkError};
 use crate::ros::args::RosArgs;
 use crate::ros::inputs::qos_hint;
 use crate::ros::managed::{ManagedNode, Service};
@@ -36,10 +36,10 @@ struct R2rSink {
 }
 
 impl Sink for R2rSink {
-    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), String> {
+    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), SinkError> {
         let publishers = self.publishers.lock().unwrap_or_else(PoisonError::into_inner);
-        let publisher = publishers.get(&output).ok_or_else(|| format!("no publisher for {}", output.topic()))?;
-        publisher.publish_raw(cdr).map_err(|e| e.to_string())
+        let publisher = publishers.get(&output).ok_or(SinkError::NoPublisher(output.topic()))?;
+        publisher.publish_raw(cdr).map_err(|e| SinkError::Middleware(e.to_string()))
     }
 
     fn subscriber_count(&self, output: Output) -> usize {
