@@ -106,16 +106,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut tracker = Tracker::new(model, opts.params.tracker_config()).map_err(anyhow::Error::msg)?;
 
     let interrupted = catch_interrupt();
+    // The message count is known when the bag has metadata.yaml or MCAP summaries; a killed
+    // recording has neither, and then only the messages read so far are shown.
     let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} messages  {msg}  eta {eta}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let style = |template: &str| {
+        indicatif::ProgressStyle::with_template(template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    };
+    bar.set_style(style("{spinner} {pos} messages  {msg}"));
+    let mut total_known = false;
     let mut frames: Vec<FrameResult> = Vec::new();
     let started = std::time::Instant::now();
     let mut on_progress = |p: &ReplayProgress<'_>| {
-        if let Some(total) = p.messages_total {
+        if let (Some(total), false) = (p.messages_total, total_known) {
+            bar.set_style(style("{bar:30} {pos}/{len} messages  {msg}  eta {eta}"));
             bar.set_length(total);
+            total_known = true;
         }
         bar.set_position(p.messages_read);
         if !p.answered.is_empty() {
