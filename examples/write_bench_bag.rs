@@ -4,7 +4,7 @@
 //! `ros2 bag record` writes by default. A bright, warm square moves over a textured background;
 //! its first box is printed, for `patrack replay --init`.
 //!
-//!     cargo run --release --example write_bench_bag -- --pairs 900 --out /tmp/bench_900
+//!     cargo run --release --example write_bench_bag -- --pairs 900 --out out/bench_900
 
 use std::path::PathBuf;
 

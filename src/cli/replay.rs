@@ -219,8 +219,9 @@ fn print_summary(s: &ReplaySummary, seconds: f64) {
     for n in &s.notes {
         println!("  note: {n}");
     }
-    if let Some(why) = &s.stopped {
-        println!("  STOPPED: {why}");
+    if s.stopped.is_some() {
+        // The reason is the error the command ends with.
+        println!("  stopped before the end of the bag: the outputs hold what was done");
     }
     println!(
         "bag: {}\nboxes: {} {}\nsummary: {}",
