@@ -396,3 +396,47 @@ fn cli_replays_with_a_box_and_refuses_to_overwrite_without_force() {
     let (ok, text) = cli(&[], &out.join("no_init"));
     assert!(!ok && text.contains("no initial box"), "{text}");
 }
+
+#[test]
+fn cli_ctrl_c_stops_the_replay_with_finished_outputs() {
+    let dir = tmp("replay", "sigint");
+    // Long enough that the replay is still running when the signal comes.
+    let mut r = Vec::new();
+    for n in 0..3000 {
+        let t = START_NS + n * PERIOD_NS;
+        r.push(record(RGB, t, &rgb_image(64, 48, t, n % 10)));
+        r.push(record(AUX, t + 1_000_000, &thermal_image(32, 24, t + 1_000_000, n % 10)));
+    }
+    let bag = write_bag(&dir.join("long"), &r, ChunkCompression::None);
+    let out = dir.join("out");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_patrack"))
+        .arg("replay")
+        .arg(&bag)
+        .args(["--rgb-topic", RGB, "--aux-topic", AUX, "--init", "20,14,20,20", "--config", "tiny", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The output bag exists once the replay has started reading.
+    let started = std::time::Instant::now();
+    while !out.join("bag").is_dir() {
+        assert!(started.elapsed().as_secs() < 120, "the replay did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: sending a signal to our own child process.
+    assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) }, 0);
+    let o = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{text}");
+    assert!(text.contains("stopped on request") && text.contains("the outputs hold what was done"), "{text}");
+    let summary: ReplaySummary =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary.stopped.as_deref(), Some("stopped on request"));
+    assert!(summary.answered < 3000, "stopped early: {} answered", summary.answered);
+    let rows = read_rows(&out.join("tracks.json"));
+    assert_eq!(rows.len() as u64, summary.tracked);
+    let dets = &read_mcap(&mcap_file(&out.join("bag")))["/patrack/detections"].1;
+    assert_eq!(dets.len() as u64, summary.answered);
+    println!("stopped after {} of 3000 pairs", summary.answered);
+}
