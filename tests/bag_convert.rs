@@ -148,8 +148,11 @@ fn converted_sequences_replay_to_the_scores_of_eval() {
         }
         let from_eval = report::score_tracker(kind, &seqs, &eval_dir, "").unwrap();
         let from_bag = report::score_tracker(kind, &seqs, &bag_dir.join("results"), "").unwrap();
-        println!("{kind:?}: eval {}", serde_json::to_string(&from_eval).unwrap());
-        assert_eq!(from_eval, from_bag, "{kind:?}: scores differ");
+        // Compared as their JSON (shortest round-trip floats, so exact), where NaN entries of
+        // the long-term F curve (no prediction above a threshold) compare equal.
+        let (a, b) = (serde_json::to_string(&from_eval).unwrap(), serde_json::to_string(&from_bag).unwrap());
+        println!("{kind:?}: eval {a}");
+        assert_eq!(a, b, "{kind:?}: scores differ");
     }
 }
 
