@@ -63,14 +63,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(t) = args.gt_topic {
         opts.gt_topic = t;
     }
+    let outs: Vec<PathBuf> =
+        seqs.iter().map(|s| if single { args.out.clone() } else { args.out.join(&s.name) }).collect();
+    if let Some(taken) = outs.iter().find(|o| o.exists()) {
+        anyhow::bail!("{} exists: bags are never overwritten; remove it or choose another --out", taken.display());
+    }
     let total: usize = seqs.iter().map(|s| s.len()).sum();
     let bar = indicatif::ProgressBar::new(total as u64);
     let mut done_before = 0;
-    for seq in &seqs {
-        let out = if single { args.out.clone() } else { args.out.join(&seq.name) };
-        let s =
-            convert::sequence_to_bag(seq, &out, &opts, &mut |done, _| bar.set_position((done_before + done) as u64))
-                .with_context(|| format!("converting sequence {}", seq.name))?;
+    for (seq, out) in seqs.iter().zip(&outs) {
+        let s = convert::sequence_to_bag(seq, out, &opts, &mut |done, _| bar.set_position((done_before + done) as u64))
+            .with_context(|| format!("converting sequence {}", seq.name))?;
         done_before += seq.len();
         bar.suspend(|| {
             println!(
