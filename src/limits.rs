@@ -14,6 +14,40 @@ pub const MAX_YAML_BYTES: usize = 1 << 20;
 /// and `[` / `{` flow collections together). `ros__parameters` files nest 4 levels.
 pub const MAX_YAML_DEPTH: usize = 32;
 
+/// Why a small text file (a YAML document) could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum TextFileError {
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("not a regular file (a device, FIFO or folder would never end or not be text)")]
+    NotRegular,
+    #[error("over the {max}-byte limit of this kind of file")]
+    TooLarge { max: usize },
+    #[error("not UTF-8 text")]
+    NotText,
+}
+
+/// Reads a small text file for a parser: only a regular file (after symlinks: `/dev/zero` and
+/// FIFOs are refused before anything is read) and at most `max_bytes`. The caller names the
+/// file in its error.
+pub fn read_text_file(path: &std::path::Path, max_bytes: usize) -> Result<String, TextFileError> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(TextFileError::Io)?;
+    let meta = file.metadata().map_err(TextFileError::Io)?;
+    if !meta.is_file() {
+        return Err(TextFileError::NotRegular);
+    }
+    let mut bytes = Vec::new();
+    file.take(max_bytes as u64 + 1).read_to_end(&mut bytes).map_err(TextFileError::Io)?;
+    if bytes.len() > max_bytes {
+        return Err(TextFileError::TooLarge { max: max_bytes });
+    }
+    String::from_utf8(bytes).map_err(|_| TextFileError::NotText)
+}
+
 /// Why a text was refused before parsing.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ShapeError {
@@ -123,6 +157,25 @@ pub fn check_distinct_topics(rgb_topic: &str, aux_topic: &str) -> Result<(), Top
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_files_are_read_only_when_regular_and_small() {
+        let dir = std::env::temp_dir().join(format!("patrack-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let small = dir.join("a.yaml");
+        std::fs::write(&small, "a: 1\n").unwrap();
+        assert_eq!(read_text_file(&small, 10).unwrap(), "a: 1\n");
+        assert!(matches!(read_text_file(&small, 3), Err(TextFileError::TooLarge { max: 3 })));
+        assert!(matches!(read_text_file(std::path::Path::new("/dev/zero"), 10), Err(TextFileError::NotRegular)));
+        assert!(matches!(read_text_file(&dir, 10), Err(TextFileError::NotRegular)));
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a plain mkfifo on a path we own.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // No writer: a blocking open would hang here.
+        assert!(matches!(read_text_file(&fifo, 10), Err(TextFileError::NotRegular)));
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     #[test]
     fn bundled_parameter_files_pass() {

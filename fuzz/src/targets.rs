@@ -84,14 +84,14 @@ fn scratch_file(name: &str, data: &[u8]) -> Option<PathBuf> {
 /// A single-file MCAP bag, read as replay reads it.
 pub fn bag_mcap(data: &[u8]) {
     if let Some(path) = scratch_file("bag.mcap", data) {
-        let _ = patrack::bag::read_messages(&path, &[]);
+        let _ = patrack::bag::BagReader::open(&path).and_then(|bag| bag.read_all());
     }
 }
 
 /// A single-file rosbag2 sqlite3 (`.db3`) bag, read as replay reads it.
 pub fn bag_db3(data: &[u8]) {
     if let Some(path) = scratch_file("bag.db3", data) {
-        let _ = patrack::bag::read_messages(&path, &[]);
+        let _ = patrack::bag::BagReader::open(&path).and_then(|bag| bag.read_all());
     }
 }
 

@@ -1,13 +1,30 @@
-//! rosbag2 bags without ROS: reading MCAP and sqlite3 (`.db3`, Humble's default) storage (a bag
-//! folder with `metadata.yaml`, or a bare `.mcap` / `.db3` file) and writing an MCAP bag that
-//! `ros2 bag play`, RViz (through play) and Foxglove read: `ros2msg` schemas from `msg/`, `cdr`
-//! messages, a rosbag2 `metadata.yaml`.
+//! rosbag2 bags without ROS: streaming reading of MCAP and sqlite3 (`.db3`, Humble's default)
+//! storage (a bag folder with `metadata.yaml`, or a bare `.mcap` / `.db3` file), and writing an
+//! MCAP bag that `ros2 bag play`, RViz (through play) and Foxglove read.
+//!
+//! Reading never holds the bag: [`BagReader::messages`] streams the requested topics one MCAP
+//! chunk or one sqlite row at a time on a reader thread, a few messages ahead of the consumer
+//! ([`PREFETCH_MESSAGES`]), so memory does not grow with the bag. Messages come in storage order:
+//! MCAP file order (the order rosbag2 received and wrote them) and sqlite timestamp order (as
+//! `ros2 bag play` reads `.db3`), file after file as `metadata.yaml` lists them.
 
+pub mod convert;
+mod mcap_read;
+pub mod metadata;
 pub mod replay;
+mod sqlite_read;
+mod write;
 
-use std::collections::BTreeMap;
-use std::io::{BufWriter, Write};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+pub use mcap_read::MAX_RECORD_BYTES;
+pub use metadata::{StorageFile, StorageKind};
+pub use write::{BagWriter, ChunkCompression, WriterOptions};
+
+/// Messages read ahead of the consumer by the reader thread.
+pub const PREFETCH_MESSAGES: usize = 4;
 
 /// Errors reading or writing bags.
 #[derive(Debug, thiserror::Error)]
@@ -16,24 +33,47 @@ pub enum BagError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a readable MCAP file: {source}")]
     Mcap { path: PathBuf, source: mcap::McapError },
+    #[error("{path}: chunk {chunk} at byte {offset} is corrupted: CRC {calculated:08x} computed, {saved:08x} stored")]
+    CorruptChunk { path: PathBuf, chunk: usize, offset: u64, saved: u32, calculated: u32 },
+    #[error("{path}: chunk {chunk} at byte {offset}: {source}")]
+    Chunk { path: PathBuf, chunk: usize, offset: u64, source: mcap::McapError },
+    #[error("{path}: the file ends inside the record at byte {offset} (a recording that was not closed?); the messages before it were read")]
+    Truncated { path: PathBuf, offset: u64 },
+    #[error("{path}: the record at byte {offset} claims {len} bytes, over the {limit}-byte limit")]
+    TooLarge { path: PathBuf, offset: u64, len: u64, limit: usize },
+    #[error("{path}: inconsistent MCAP file: {what}")]
+    BadIndex { path: PathBuf, what: String },
     #[error("{path}: bad rosbag2 metadata.yaml: {what}")]
     Metadata { path: PathBuf, what: String },
+    #[error("{}: lists `{entry}`: {why}", bag.join("metadata.yaml").display())]
+    BadPath { bag: PathBuf, entry: String, why: String },
+    #[error("{path}: unsupported {what}")]
+    Unsupported { path: PathBuf, what: String },
     #[error("{path}: not a readable rosbag2 sqlite3 file: {source}")]
     Sqlite { path: PathBuf, source: rusqlite::Error },
     #[error("{path}: no .mcap or .db3 file (expected a rosbag2 folder with metadata.yaml, or a .mcap/.db3 file)")]
     NoStorage { path: PathBuf },
     #[error("topic {topic} is not in the bag; topics: {available}")]
     MissingTopic { topic: String, available: String },
-    #[error("topic {topic}: message encoding {encoding:?}, expected cdr")]
+    #[error("topic {topic}: message encoding {encoding}, expected cdr")]
     Encoding { topic: String, encoding: String },
     #[error("writing {path}: {source}")]
     Write { path: PathBuf, source: mcap::McapError },
     #[error("no ros2msg schema for {0} in msg/")]
     Schema(String),
+    #[error("the bag reader thread stopped unexpectedly")]
+    ReaderStopped,
+}
+
+impl BagError {
+    /// Whether the stream goes on after this error (with the next storage file).
+    pub fn is_truncation(&self) -> bool {
+        matches!(self, BagError::Truncated { .. })
+    }
 }
 
 /// One recorded message.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BagMessage {
     pub topic: String,
     /// The ROS type, e.g. `sensor_msgs/msg/Image` (the MCAP schema name).
@@ -52,234 +92,244 @@ pub struct TopicInfo {
     pub message_count: u64,
 }
 
-/// The storage files of a bag path: the `.mcap` / `.db3` files of a bag folder (from `metadata.yaml`
-/// when present, else by extension, in name order) or the file itself.
+/// The topics a stream delivers: all of them, or a set.
+#[derive(Debug, Clone)]
+pub(crate) struct Wanted(Option<BTreeSet<String>>);
+
+impl Wanted {
+    fn new(topics: &[&str]) -> Self {
+        Wanted((!topics.is_empty()).then(|| topics.iter().map(|t| (*t).to_owned()).collect()))
+    }
+
+    pub(crate) fn contains(&self, topic: &str) -> bool {
+        self.0.as_ref().is_none_or(|s| s.contains(topic))
+    }
+}
+
+/// The storage files of a bag path: the checked files of `metadata.yaml`, else the `.mcap` /
+/// `.db3` files of the folder in name order, or the file itself.
 pub fn storage_files(path: &Path) -> Result<Vec<PathBuf>, BagError> {
+    Ok(storage(path)?.0.into_iter().map(|f| f.path).collect())
+}
+
+fn storage(path: &Path) -> Result<(Vec<StorageFile>, Option<metadata::BagMetadata>), BagError> {
     let io = |source| BagError::Io { path: path.into(), source };
-    if path.is_file() {
-        return Ok(vec![path.into()]);
-    }
-    if !path.is_dir() {
-        return Err(io(std::io::Error::new(std::io::ErrorKind::NotFound, "no such bag file or folder")));
-    }
-    let meta = path.join("metadata.yaml");
+    let meta = std::fs::metadata(path).map_err(io)?;
     if meta.is_file() {
-        let text = std::fs::read_to_string(&meta).map_err(|source| BagError::Io { path: meta.clone(), source })?;
-        let doc: serde_yaml::Value =
-            serde_yaml::from_str(&text).map_err(|e| BagError::Metadata { path: meta.clone(), what: e.to_string() })?;
-        let info = &doc["rosbag2_bagfile_information"];
-        if let Some(files) = info["relative_file_paths"].as_sequence() {
-            let files: Vec<PathBuf> = files.iter().filter_map(|f| f.as_str()).map(|f| path.join(f)).collect();
-            if !files.is_empty() {
-                return Ok(files);
-            }
-        }
+        let kind = StorageKind::of(path).unwrap_or(StorageKind::Mcap);
+        return Ok((vec![StorageFile { path: path.into(), kind }], None));
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .map_err(io)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| matches!(p.extension().and_then(|e| e.to_str()), Some("mcap" | "db3")))
-        .collect();
-    files.sort();
+    if !meta.is_dir() {
+        return Err(io(std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file or folder")));
+    }
+    let meta = metadata::read(path)?;
+    let files = match &meta {
+        Some(m) if !m.files.is_empty() => m.files.clone(),
+        _ => metadata::list_storage(path)?,
+    };
     if files.is_empty() {
         return Err(BagError::NoStorage { path: path.into() });
     }
-    Ok(files)
+    Ok((files, meta))
 }
 
-/// Reads all messages of `topics` (all topics when empty) from a bag, in storage order. Every
-/// requested topic must exist; a missing one is an error listing the bag's topics.
-pub fn read_messages(path: &Path, topics: &[&str]) -> Result<(Vec<BagMessage>, Vec<TopicInfo>), BagError> {
-    let mut out = Vec::new();
-    let mut infos: BTreeMap<String, TopicInfo> = BTreeMap::new();
-    for file in storage_files(path)? {
-        if file.extension().and_then(|e| e.to_str()) == Some("db3") {
-            read_sqlite(&file, topics, &mut infos, &mut out)?;
-            continue;
-        }
-        let bytes = std::fs::read(&file).map_err(|source| BagError::Io { path: file.clone(), source })?;
-        let stream =
-            mcap::MessageStream::new(&bytes).map_err(|source| BagError::Mcap { path: file.clone(), source })?;
-        for msg in stream {
-            let msg = msg.map_err(|source| BagError::Mcap { path: file.clone(), source })?;
-            let type_name = msg.channel.schema.as_ref().map(|s| s.name.clone()).unwrap_or_default();
-            let info = infos.entry(msg.channel.topic.clone()).or_insert_with(|| TopicInfo {
-                name: msg.channel.topic.clone(),
-                type_name: type_name.clone(),
-                message_count: 0,
-            });
-            info.message_count += 1;
-            if !topics.is_empty() && !topics.contains(&msg.channel.topic.as_str()) {
-                continue;
+/// An opened bag: its storage files and topics. Reading is [`BagReader::messages`].
+#[derive(Debug, Clone)]
+pub struct BagReader {
+    files: Vec<StorageFile>,
+    topics: Vec<TopicInfo>,
+    topics_complete: bool,
+    notes: Vec<String>,
+}
+
+impl BagReader {
+    /// Opens a bag folder or storage file: checks `metadata.yaml`, reads each MCAP file's summary
+    /// and each `.db3` file's topic table. Reads no messages.
+    pub fn open(path: &Path) -> Result<Self, BagError> {
+        let (files, meta) = storage(path)?;
+        let mut by_name: BTreeMap<String, TopicInfo> = BTreeMap::new();
+        let mut complete = true;
+        let mut notes = Vec::new();
+        for f in &files {
+            let topics = match f.kind {
+                StorageKind::Mcap => {
+                    let m = mcap_read::McapFile::open(&f.path)?;
+                    if let Some(why) = &m.linear_reason {
+                        notes.push(format!("{}: {why}: read from start to end", f.path.display()));
+                    }
+                    m.topics()
+                }
+                StorageKind::Sqlite3 => Some(sqlite_read::topics(&f.path)?),
+            };
+            match topics {
+                Some(list) => {
+                    for t in list {
+                        by_name.entry(t.name.clone()).and_modify(|e| e.message_count += t.message_count).or_insert(t);
+                    }
+                }
+                None => complete = false,
             }
-            if msg.channel.message_encoding != "cdr" {
-                return Err(BagError::Encoding {
-                    topic: msg.channel.topic.clone(),
-                    encoding: msg.channel.message_encoding.clone(),
-                });
+        }
+        // metadata.yaml has the counts of the whole bag, also when a file lacks a summary.
+        if let Some(m) = meta.filter(|m| !m.topics.is_empty()) {
+            by_name = m.topics.into_iter().map(|t| (t.name.clone(), t)).collect();
+            complete = true;
+        }
+        Ok(Self { files, topics: by_name.into_values().collect(), topics_complete: complete, notes })
+    }
+
+    pub fn files(&self) -> &[StorageFile] {
+        &self.files
+    }
+
+    /// The topics known before reading, in name order.
+    pub fn topics(&self) -> &[TopicInfo] {
+        &self.topics
+    }
+
+    /// False when an MCAP file has neither a summary nor `metadata.yaml` counts: then
+    /// [`BagReader::topics`] may miss topics that only a full read would find.
+    pub fn topics_complete(&self) -> bool {
+        self.topics_complete
+    }
+
+    /// Remarks on how the bag is read (e.g. a file without summary read linearly).
+    pub fn notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    pub fn topic(&self, name: &str) -> Option<&TopicInfo> {
+        self.topics.iter().find(|t| t.name == name)
+    }
+
+    /// Every topic of `wanted` must be in the bag (when the topic list is complete); a missing
+    /// one is an error listing the bag's topics.
+    pub fn check_topics(&self, wanted: &[&str]) -> Result<(), BagError> {
+        if !self.topics_complete {
+            return Ok(());
+        }
+        for t in wanted {
+            if self.topic(t).is_none() {
+                let available: Vec<String> =
+                    self.topics.iter().map(|i| format!("{} ({})", i.name, i.type_name)).collect();
+                let available = if available.is_empty() { "none".to_string() } else { available.join(", ") };
+                return Err(BagError::MissingTopic { topic: (*t).into(), available });
             }
-            out.push(BagMessage {
-                topic: msg.channel.topic.clone(),
-                type_name,
-                log_time_ns: msg.log_time,
-                data: msg.data.into_owned(),
-            });
         }
-    }
-    for t in topics {
-        if !infos.contains_key(*t) {
-            let available: Vec<String> = infos.values().map(|i| format!("{} ({})", i.name, i.type_name)).collect();
-            let available = if available.is_empty() { "none".to_string() } else { available.join(", ") };
-            return Err(BagError::MissingTopic { topic: (*t).into(), available });
-        }
-    }
-    Ok((out, infos.into_values().collect()))
-}
-
-/// The messages of a rosbag2 sqlite3 file (tables `topics` and `messages`, the same in every
-/// distro since Foxy), in time order as `ros2 bag play` reads them.
-fn read_sqlite(
-    file: &Path,
-    topics: &[&str],
-    infos: &mut BTreeMap<String, TopicInfo>,
-    out: &mut Vec<BagMessage>,
-) -> Result<(), BagError> {
-    let serr = |source| BagError::Sqlite { path: file.into(), source };
-    let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let db = rusqlite::Connection::open_with_flags(file, flags).map_err(serr)?;
-    let mut by_id: BTreeMap<i64, (String, String)> = BTreeMap::new();
-    {
-        let mut stmt = db.prepare("SELECT id, name, type, serialization_format FROM topics").map_err(serr)?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
-            })
-            .map_err(serr)?;
-        for row in rows {
-            let (id, name, type_name, format) = row.map_err(serr)?;
-            if format != "cdr" && (topics.is_empty() || topics.contains(&name.as_str())) {
-                return Err(BagError::Encoding { topic: name, encoding: format });
-            }
-            infos.entry(name.clone()).or_insert_with(|| TopicInfo {
-                name: name.clone(),
-                type_name: type_name.clone(),
-                message_count: 0,
-            });
-            by_id.insert(id, (name, type_name));
-        }
-    }
-    let mut stmt = db.prepare("SELECT topic_id, timestamp, data FROM messages ORDER BY timestamp, id").map_err(serr)?;
-    let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, Vec<u8>>(2)?)))
-        .map_err(serr)?;
-    for row in rows {
-        let (topic_id, stamp, data) = row.map_err(serr)?;
-        let Some((name, type_name)) = by_id.get(&topic_id) else {
-            // A message of an undeclared topic: rosbag2 itself skips those.
-            continue;
-        };
-        if let Some(info) = infos.get_mut(name) {
-            info.message_count += 1;
-        }
-        if !topics.is_empty() && !topics.contains(&name.as_str()) {
-            continue;
-        }
-        out.push(BagMessage {
-            topic: name.clone(),
-            type_name: type_name.clone(),
-            log_time_ns: stamp.max(0) as u64,
-            data,
-        });
-    }
-    Ok(())
-}
-
-/// Writes a rosbag2 bag folder: `<dir>/<name>_0.mcap` and `metadata.yaml` (format version 8,
-/// as PyPI rosbags and Jazzy write it).
-pub struct BagWriter {
-    dir: PathBuf,
-    file_name: String,
-    mcap: mcap::Writer<BufWriter<std::fs::File>>,
-    channels: BTreeMap<String, (u16, String, u64)>,
-    sequence: u32,
-    start_ns: Option<u64>,
-    end_ns: u64,
-}
-
-impl BagWriter {
-    /// Creates the bag folder (it must not exist yet, as with `ros2 bag record -o`).
-    pub fn create(dir: &Path) -> Result<Self, BagError> {
-        let io = |source| BagError::Io { path: dir.into(), source };
-        if dir.exists() {
-            return Err(io(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "output bag folder exists")));
-        }
-        std::fs::create_dir_all(dir).map_err(io)?;
-        let stem = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "bag".into());
-        let file_name = format!("{stem}_0.mcap");
-        let path = dir.join(&file_name);
-        let file = std::fs::File::create(&path).map_err(|source| BagError::Io { path: path.clone(), source })?;
-        let mcap = mcap::WriteOptions::new()
-            .profile("ros2")
-            .library("patrack")
-            .create(BufWriter::new(file))
-            .map_err(|source| BagError::Write { path: path.clone(), source })?;
-        Ok(Self { dir: dir.into(), file_name, mcap, channels: BTreeMap::new(), sequence: 0, start_ns: None, end_ns: 0 })
-    }
-
-    fn mcap_path(&self) -> PathBuf {
-        self.dir.join(&self.file_name)
-    }
-
-    /// Adds a topic of `type_name` (schema text from `msg/`).
-    pub fn add_topic(&mut self, topic: &str, type_name: &str) -> Result<(), BagError> {
-        let schema = crate::ros::msgs::ros2msg_schema(type_name).ok_or_else(|| BagError::Schema(type_name.into()))?;
-        let path = self.mcap_path();
-        let werr = |source| BagError::Write { path: path.clone(), source };
-        let schema_id = self.mcap.add_schema(type_name, "ros2msg", schema.as_bytes()).map_err(werr)?;
-        let channel_id = self.mcap.add_channel(schema_id, topic, "cdr", &BTreeMap::new()).map_err(werr)?;
-        self.channels.insert(topic.into(), (channel_id, type_name.into(), 0));
         Ok(())
     }
 
-    /// Writes one message (CDR with encapsulation header) with its log time.
-    pub fn write(&mut self, topic: &str, log_time_ns: u64, data: &[u8]) -> Result<(), BagError> {
-        let path = self.mcap_path();
-        let (channel_id, _, count) =
-            self.channels.get_mut(topic).ok_or_else(|| BagError::Schema(format!("topic {topic} was not added")))?;
-        *count += 1;
-        let header = mcap::records::MessageHeader {
-            channel_id: *channel_id,
-            sequence: self.sequence,
-            log_time: log_time_ns,
-            publish_time: log_time_ns,
-        };
-        self.sequence = self.sequence.wrapping_add(1);
-        self.start_ns = Some(self.start_ns.map_or(log_time_ns, |s| s.min(log_time_ns)));
-        self.end_ns = self.end_ns.max(log_time_ns);
-        self.mcap.write_to_known_channel(&header, data).map_err(|source| BagError::Write { path, source })
+    /// The number of messages on `topics`, when known before reading.
+    pub fn message_count(&self, topics: &[&str]) -> Option<u64> {
+        self.topics_complete
+            .then(|| self.topics.iter().filter(|t| topics.contains(&t.name.as_str())).map(|t| t.message_count).sum())
     }
 
-    /// Finishes the MCAP file and writes `metadata.yaml`; returns the bag folder.
-    pub fn finish(mut self) -> Result<PathBuf, BagError> {
-        let path = self.mcap_path();
-        self.mcap.finish().map_err(|source| BagError::Write { path: path.clone(), source })?;
-        let mut inner = self.mcap.into_inner();
-        inner.flush().map_err(|source| BagError::Io { path: path.clone(), source })?;
-        let start = self.start_ns.unwrap_or(0);
-        let duration = self.end_ns.saturating_sub(start);
-        let total: u64 = self.channels.values().map(|c| c.2).sum();
-        let mut topics = String::new();
-        for (name, (_, type_name, count)) in &self.channels {
-            topics.push_str(&format!(
-                "  - message_count: {count}\n    topic_metadata:\n      name: {name}\n      offered_qos_profiles: ''\n      serialization_format: cdr\n      type: {type_name}\n      type_description_hash: ''\n"
-            ));
+    /// Streams the messages of `topics` (all topics when empty) in storage order on a reader
+    /// thread a few messages ahead. After an error the stream ends, except after
+    /// [`BagError::Truncated`], which ends only that storage file.
+    pub fn messages(&self, topics: &[&str]) -> Messages {
+        let wanted = Wanted::new(topics);
+        let files = self.files.clone();
+        let (tx, rx) = mpsc::sync_channel(PREFETCH_MESSAGES);
+        let spawned = std::thread::Builder::new().name("patrack-bag-reader".into()).spawn(move || {
+            let finished = stream_files(&files, &wanted, &mut |item| tx.send(item).is_ok());
+            if finished {
+                let _ = tx.send(Item::End);
+            }
+        });
+        match spawned {
+            Ok(_) => Messages { rx: Some(rx) },
+            Err(source) => {
+                let (tx, rx) = mpsc::sync_channel(1);
+                let _ = tx.send(Item::Error(BagError::Io { path: "bag reader thread".into(), source }));
+                Messages { rx: Some(rx) }
+            }
         }
-        let yaml = format!(
-            "rosbag2_bagfile_information:\n  compression_format: ''\n  compression_mode: ''\n  custom_data: {{}}\n  duration:\n    nanoseconds: {duration}\n  files:\n  - duration:\n      nanoseconds: {duration}\n    message_count: {total}\n    path: {file}\n    starting_time:\n      nanoseconds_since_epoch: {start}\n  message_count: {total}\n  relative_file_paths:\n  - {file}\n  ros_distro: ''\n  starting_time:\n    nanoseconds_since_epoch: {start}\n  storage_identifier: mcap\n  topics_with_message_count:\n{topics}  version: 8\n",
-            file = self.file_name
-        );
-        let meta = self.dir.join("metadata.yaml");
-        std::fs::write(&meta, yaml).map_err(|source| BagError::Io { path: meta, source })?;
-        Ok(self.dir)
+    }
+
+    /// Reads every message of the bag on the calling thread, as [`BagReader::messages`] does,
+    /// and counts them; the first error that ends the reading is returned (a truncated file
+    /// after its complete messages, as there). What `patrack bag` checks and the fuzz targets run.
+    pub fn read_all(&self) -> Result<u64, BagError> {
+        let (mut count, mut first_error) = (0u64, None);
+        stream_files(&self.files, &Wanted::new(&[]), &mut |item| match item {
+            Item::Message(_) => {
+                count += 1;
+                true
+            }
+            Item::Error(e) => {
+                first_error.get_or_insert(e);
+                true
+            }
+            Item::End => true,
+        });
+        first_error.map_or(Ok(count), Err)
+    }
+}
+
+/// Reads `files` in order, handing each message and error to `emit` (which returns false to
+/// stop); a truncated file ends only itself. True when every file was read to its end.
+fn stream_files(files: &[StorageFile], wanted: &Wanted, emit: &mut dyn FnMut(Item) -> bool) -> bool {
+    for f in files {
+        let mut stopped = false;
+        let result = {
+            let mut on_message = |m: BagMessage| {
+                let go_on = emit(Item::Message(m));
+                stopped |= !go_on;
+                go_on
+            };
+            match f.kind {
+                StorageKind::Mcap => mcap_read::McapFile::open(&f.path).and_then(|m| m.stream(wanted, &mut on_message)),
+                StorageKind::Sqlite3 => sqlite_read::stream(&f.path, wanted, &mut on_message),
+            }
+        };
+        if stopped {
+            return false;
+        }
+        if let Err(e) = result {
+            let go_on = e.is_truncation();
+            if !emit(Item::Error(e)) || !go_on {
+                return false;
+            }
+        }
+    }
+    true
+}
+
+enum Item {
+    Message(BagMessage),
+    Error(BagError),
+    End,
+}
+
+/// The message stream of [`BagReader::messages`]. Dropping it stops the reader thread.
+pub struct Messages {
+    rx: Option<mpsc::Receiver<Item>>,
+}
+
+impl Iterator for Messages {
+    type Item = Result<BagMessage, BagError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = self.rx.as_ref()?.recv();
+        match item {
+            Ok(Item::Message(m)) => Some(Ok(m)),
+            Ok(Item::Error(e)) => {
+                if !e.is_truncation() {
+                    self.rx = None;
+                }
+                Some(Err(e))
+            }
+            Ok(Item::End) => {
+                self.rx = None;
+                None
+            }
+            // The thread ended without saying so: it panicked.
+            Err(mpsc::RecvError) => {
+                self.rx = None;
+                Some(Err(BagError::ReaderStopped))
+            }
+        }
     }
 }

@@ -72,3 +72,27 @@ pub fn build_model(path: Option<&Path>, config: &str, device: Device, precision:
         None => Ok(built?),
     }
 }
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    // Only an atomic store: async-signal-safe.
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Makes the first Ctrl-C (SIGINT) set a flag that long commands poll to stop in order (outputs
+/// finished); the handler resets itself, so a second Ctrl-C ends the process at once. A plain
+/// `sigaction` rather than a crate: one flag, and the one-shot reset the crates do not offer.
+pub fn catch_interrupt() -> &'static std::sync::atomic::AtomicBool {
+    // SAFETY: `action` is fully initialised before use; the handler only stores to an atomic.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigint as extern "C" fn(libc::c_int) as usize;
+        action.sa_flags = libc::SA_RESETHAND;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut()) != 0 {
+            log::warn!("could not install the Ctrl-C handler: Ctrl-C will end the process without finishing outputs");
+        }
+    }
+    &INTERRUPTED
+}

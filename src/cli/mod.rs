@@ -2,6 +2,7 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bag;
 pub mod bench;
 pub mod common;
 pub mod convert;
@@ -37,6 +38,9 @@ pub enum Command {
     /// Track through a recorded rosbag2 bag (MCAP or sqlite3) offline; writes an output bag and
     /// CSV/JSON.
     Replay(replay::Args),
+    /// Write benchmark sequences (LasHeR, RGBT234, GTOT, DepthTrack, VisEvent) as rosbag2 MCAP
+    /// bags with the ground truth as a topic, for `ros2 bag play` and `patrack replay`.
+    Bag(bag::Args),
     /// Write the deterministic test weights (untrained) as a .safetensors file.
     InitWeights(init_weights::Args),
     /// Network and full-step latency, throughput and peak memory per device and precision.
@@ -59,6 +63,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Convert(a) => convert::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Replay(a) => replay::run(a),
+        Command::Bag(a) => bag::run(a),
         Command::InitWeights(a) => init_weights::run(a),
         Command::Train(a) => train::run(a),
         Command::Synth(a) => synth::run(a),

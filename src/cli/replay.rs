@@ -1,16 +1,20 @@
-//! `patrack replay`: tracks through a recorded rosbag2 bag offline and writes an output MCAP bag
-//! (detections, confidence, optional debug images) plus a CSV/JSON of boxes and scores.
+//! `patrack replay`: tracks through a recorded rosbag2 bag offline, as the node would, and
+//! writes an output MCAP bag (detections, confidence, optional debug images), `tracks.csv`,
+//! `tracks.json` and `summary.json` (what was read, paired, skipped and why).
 //!
 //! Settings are the node's: its parameter defaults, or the node's own parameter files
 //! (`--params config/rgbt.yaml`), so a replay reproduces what the node does on the robot.
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 
-use super::common::ModelArgs;
+use super::common::{catch_interrupt, ModelArgs};
 use super::run::parse_box;
-use crate::bag::replay::{self, InitSource, ReplayOptions};
+use crate::bag::replay::{self, InitSource, ReplayError, ReplayOptions, ReplayProgress, ReplaySummary, StreamCounts};
+use crate::eval::layout::{self, DatasetKind, FrameResult};
 use crate::ros::params::NodeParams;
 use crate::sensor::Modality;
 use crate::tracker::{BoxXywh, Tracker};
@@ -25,12 +29,12 @@ pub struct Args {
     /// Auxiliary (thermal, depth or event) image topic.
     #[arg(long)]
     pub aux_topic: String,
-    /// Initial box x,y,w,h in RGB pixels; tracking starts at the first frame pair.
+    /// Initial box x,y,w,h in RGB pixels, applied to the first frame pair.
     #[arg(long, value_parser = parse_box, conflicts_with = "init_topic")]
     pub init: Option<BoxXywh>,
     /// Topic with the initial box (vision_msgs/Detection2DArray, Detection2D or
-    /// sensor_msgs/RegionOfInterest); tracking starts at its first box. Without --init or
-    /// --init-topic, the parameters' initial_bbox is used.
+    /// sensor_msgs/RegionOfInterest): its first box is applied as the node applies ~/init; later
+    /// messages are ignored. Without --init or --init-topic, the parameters' initial_bbox is used.
     #[arg(long)]
     pub init_topic: Option<String>,
     /// The node's parameter files (ros__parameters YAML, later files override earlier ones):
@@ -43,12 +47,31 @@ pub struct Args {
     /// Widest RGB/aux stamp spread accepted when pairing, seconds (overrides sync.max_interval_s).
     #[arg(long)]
     pub max_interval_s: Option<f64>,
-    /// Also write annotated debug images (sensor_msgs/Image rgb8) to /patrack/debug_image.
+    /// Also write the debug images (sensor_msgs/Image rgb8) to ~/debug_image.
     #[arg(long)]
     pub debug_images: bool,
-    /// Output folder: bag/ (MCAP rosbag2), tracks.csv, tracks.json. bag/ must not exist.
+    /// The node's namespace, for the output topic names.
+    #[arg(long, default_value = "/")]
+    pub namespace: String,
+    /// The node's name: outputs go to <namespace>/<node-name>/detections etc.
+    #[arg(long, default_value = "patrack")]
+    pub node_name: String,
+    /// Output folder: bag/ (MCAP rosbag2), tracks.csv, tracks.json, summary.json.
     #[arg(long, default_value = "out/replay")]
     pub out: PathBuf,
+    /// Replace the outputs of an earlier replay in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Also write the track as a raw benchmark result into this folder (as `patrack eval`
+    /// writes it), so `patrack eval --results` scores the replay of a converted sequence.
+    #[arg(long, requires = "dataset")]
+    pub bench_results: Option<PathBuf>,
+    /// Layout of the --bench-results file.
+    #[arg(long, value_enum, requires = "bench_results")]
+    pub dataset: Option<DatasetKind>,
+    /// Sequence name of the --bench-results file (default: the bag folder's name).
+    #[arg(long, requires = "bench_results")]
+    pub sequence: Option<String>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -62,6 +85,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(s) = args.max_interval_s {
         params = params.with_value("sync.max_interval_s", s.into()).context("--max-interval-s")?;
     }
+    if let Some(m) = args.modality {
+        params = params.with_value("modality", m.to_string().into()).context("--modality")?;
+    }
     let init = match (args.init, args.init_topic.clone(), params.initial_box()) {
         (Some(b), _, _) => InitSource::Box(b),
         (None, Some(t), _) => InitSource::Topic(t),
@@ -71,26 +97,137 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     };
     let mut opts = ReplayOptions::new(&args.rgb_topic, &args.aux_topic, init);
-    opts.modality = args.modality.unwrap_or(params.modality);
-    opts.aux = params.aux_config();
-    opts.sync = params.sync_config();
-    opts.label = params.class_id.clone();
-    if args.debug_images || params.publish_debug_image {
-        opts.debug_image_topic = Some("/patrack/debug_image".into());
-    }
+    opts.params = params;
+    opts.debug_images = args.debug_images;
+    opts.namespace = args.namespace.clone();
+    opts.node_name = args.node_name.clone();
+    opts.force = args.force;
     let model = args.model.build()?;
-    let mut tracker = Tracker::new(model, params.tracker_config()).map_err(anyhow::Error::msg)?;
-    let s = replay::replay(&args.bag, &args.out, &mut tracker, &opts)?;
-    println!(
-        "replayed {} frame pairs ({} before the initial box skipped)\nbag: {}\nboxes: {} {}",
-        s.pairs,
-        s.skipped_before_init,
-        s.bag.display(),
-        s.csv.display(),
-        s.json.display()
-    );
+    let mut tracker = Tracker::new(model, opts.params.tracker_config()).map_err(anyhow::Error::msg)?;
+
+    let interrupted = catch_interrupt();
+    // The message count is known when the bag has metadata.yaml or MCAP summaries; a killed
+    // recording has neither, and then only the messages read so far are shown.
+    let bar = indicatif::ProgressBar::new(0);
+    let style = |template: &str| {
+        indicatif::ProgressStyle::with_template(template).unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+    };
+    bar.set_style(style("{spinner} {pos} messages  {msg}"));
+    let mut total_known = false;
+    let mut frames: Vec<FrameResult> = Vec::new();
+    let started = std::time::Instant::now();
+    let mut on_progress = |p: &ReplayProgress<'_>| {
+        if let (Some(total), false) = (p.messages_total, total_known) {
+            bar.set_style(style("{bar:30} {pos}/{len} messages  {msg}  eta {eta}"));
+            bar.set_length(total);
+            total_known = true;
+        }
+        bar.set_position(p.messages_read);
+        if !p.answered.is_empty() {
+            bar.set_message(format!("{} pairs answered", p.pairs_answered));
+        }
+        if args.bench_results.is_some() {
+            for a in p.answered {
+                if let Some(r) = &a.row {
+                    let score = (!frames.is_empty()).then_some(r.score);
+                    let bbox = BoxXywh::new(r.x, r.y, r.w, r.h);
+                    frames.push(FrameResult { bbox, score, time_s: a.inference_ms / 1e3 });
+                }
+            }
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    };
+    let result = replay::replay(&args.bag, &args.out, &mut tracker, &opts, &mut on_progress);
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = match &result {
+        Ok(s) => s,
+        Err(ReplayError::Failed { summary, .. }) => summary.as_ref(),
+        Err(_) => return result.map(|_| ()).map_err(Into::into),
+    };
+    print_summary(summary, seconds);
     if args.model.model.is_none() {
         println!("NOTE: no --model given: the deterministic test weights do not track.");
     }
+    result?;
+    if let (Some(dir), Some(kind)) = (&args.bench_results, args.dataset) {
+        let seq = match &args.sequence {
+            Some(s) => s.clone(),
+            None => bench_sequence_name(&args.bag)?,
+        };
+        layout::write_result(kind, dir, &seq, &frames)?;
+        println!("benchmark result: {} ({} frames)", layout::result_path(kind, dir, &seq).display(), frames.len());
+    }
     Ok(())
+}
+
+/// The bag folder's (or file's) name, the sequence name `patrack bag` gives a converted bag.
+fn bench_sequence_name(bag: &std::path::Path) -> anyhow::Result<String> {
+    let name = if bag.is_dir() { bag.file_name() } else { bag.file_stem() };
+    name.map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| anyhow::anyhow!("cannot name the sequence of {}: pass --sequence", bag.display()))
+}
+
+fn print_stream(label: &str, c: &StreamCounts) {
+    println!(
+        "  {label} {}: {} read, {} paired; skipped: {} malformed, {} unmatched (a nearer partner was paired), \
+         {} stamp gap over max_interval_s, {} queue overflow, {} out of order, {} without partner at the end; \
+         stamps going backwards: {}",
+        c.topic,
+        c.read,
+        c.paired,
+        c.malformed,
+        c.unmatched,
+        c.stamp_gap,
+        c.queue_overflow,
+        c.out_of_order,
+        c.stream_ended,
+        c.stamps_backwards
+    );
+}
+
+fn print_summary(s: &ReplaySummary, seconds: f64) {
+    let fps = if seconds > 0.0 { s.answered as f64 / seconds } else { 0.0 };
+    println!(
+        "replayed {} frame pairs: {} answered ({} before the initial box), {} tracked, {fps:.1} pairs/s",
+        s.pairs, s.answered, s.answered_before_init, s.tracked
+    );
+    print_stream("rgb", &s.rgb);
+    print_stream("aux", &s.aux);
+    if let Some(i) = &s.init {
+        let used = i.used_stamp_ns.map_or("none".to_string(), |t| format!("the box stamped {t} ns"));
+        println!(
+            "  init {}: {} read, used {used}; {} without a box before it, {} malformed, {} after it ignored",
+            i.topic, i.read, i.without_box, i.malformed, i.ignored
+        );
+    }
+    println!(
+        "  pairs skipped: {} (rgb image), {} (aux image) could not be decoded or combined; \
+         {} tracking errors, {} initial boxes applied, {} rejected",
+        s.frame_errors.rgb_image, s.frame_errors.aux_image, s.track_errors, s.inits_applied, s.inits_rejected
+    );
+    if s.log_time_backwards > 0 {
+        println!(
+            "  {} messages are stored before an earlier-logged one (storage order is kept; ros2 bag play would reorder them)",
+            s.log_time_backwards
+        );
+    }
+    for n in &s.notes {
+        println!("  note: {n}");
+    }
+    if s.stopped.is_some() {
+        // The reason is the error the command ends with.
+        println!("  stopped before the end of the bag: the outputs hold what was done");
+    }
+    println!(
+        "bag: {}\nboxes: {} {}\nsummary: {}",
+        s.bag.display(),
+        s.csv.display(),
+        s.json.display(),
+        s.summary.display()
+    );
 }

@@ -30,11 +30,7 @@ pub enum ParamsError {
     #[error("parameter YAML is malformed: {0}")]
     Yaml(#[from] serde_yaml::Error),
     #[error("reading parameter file {path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    Io { path: String, source: crate::limits::TextFileError },
     #[error(
         "no parameter file has a `ros__parameters` section for the node {node} (`/**`, `{NODE_NAME}` or its full name)"
     )]
@@ -354,7 +350,7 @@ impl ParamSources {
             .iter()
             .map(|p| {
                 let p = p.as_ref();
-                std::fs::read_to_string(p)
+                crate::limits::read_text_file(p, crate::limits::MAX_YAML_BYTES)
                     .map(|text| (p.display().to_string(), text))
                     .map_err(|source| ParamsError::Io { path: p.display().to_string(), source })
             })
@@ -972,6 +968,9 @@ mod tests {
         let start = std::time::Instant::now();
         assert!(matches!(NodeParams::from_yaml_str(&text), Err(ParamsError::Shape(_))));
         println!("refused in {:?}", start.elapsed());
+        // A device or FIFO as a parameter file is refused before reading.
+        let err = ParamSources::read(&["/dev/zero"], &[]).unwrap_err();
+        assert_eq!(err.to_string(), "reading parameter file /dev/zero: not a regular file (a device, FIFO or folder would never end or not be text)");
     }
 
     #[test]

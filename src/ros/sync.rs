@@ -37,9 +37,11 @@
 //! [`ApproxSync::push_a`]/[`ApproxSync::push_b`] are the online form. Its output depends on
 //! arrival order only through queue overflow. [`ApproxSync::flush`] declares both streams
 //! ended and emits the pending candidate that live operation would hold until the next
-//! message. [`pair_offline`] is the replay form: unbounded queues, both streams sorted, then
-//! flushed, so the pairs depend only on the stamps (no drops from timing), and equal what the
-//! online form gives whenever its queues never overflow.
+//! message. `patrack replay` uses the online form like the node, fed in the bag's storage order
+//! with the node's queue size, then flushed. [`pair_offline`] pairs two complete stamp lists:
+//! unbounded queues, both streams sorted, then flushed, so the pairs depend only on the stamps
+//! and equal what the online form gives whenever its queues never overflow (the tests use it as
+//! that order-independent reference).
 
 use std::collections::VecDeque;
 
@@ -500,7 +502,7 @@ impl<A, B> ApproxSync<A, B> {
     }
 }
 
-/// Pairs two recorded streams for replay: unbounded queues, each stream sorted by stamp, then
+/// Pairs two complete streams: unbounded queues, each stream sorted by stamp, then
 /// [`ApproxSync::flush`]. The result depends only on the stamps (not on recording order or
 /// timing), never drops for overflow or reordering, and emits the final candidate that a live
 /// node would still be holding; `config.queue_size` is ignored.
