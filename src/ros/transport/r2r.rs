@@ -29,6 +29,8 @@ use crate::ros::params::{NodeParams, ParamSources, Reliability, NODE_NAME};
 /// How long one `spin_once` waits for work; bounds the shutdown delay.
 const SPIN_TIMEOUT: Duration = Duration::from_millis(10);
 const DIAGNOSTICS_PERIOD: Duration = Duration::from_secs(1);
+/// Seconds of silence on a camera input (while active) before the node says why it may be silent.
+const QOS_HINT_AFTER_S: u32 = 5;
 
 /// One untyped publisher per output. r2r publishers are `Send` but not `Sync`, hence the mutex.
 struct R2rSink {
@@ -247,13 +249,17 @@ pub fn run() -> anyhow::Result<()> {
     tokio::spawn(async move {
         let mut said = BTreeSet::new();
         let mut before = managed_diag.stats();
+        // Seconds each camera input has been silent while active; publishers that start a little
+        // after the node are not worth a warning.
+        let mut silent_s = [0u32; 2];
         while timer.tick().await.is_ok() {
             managed_diag.publish_diagnostics();
             let stats = managed_diag.stats();
             let active = managed_diag.state() == crate::ros::lifecycle::LifecycleState::Active;
-            for (input, resolved) in &topics {
-                let silent = stats.received[input.index()] == before.received[input.index()];
-                if !(active && silent) {
+            for (k, (input, resolved)) in topics.iter().enumerate() {
+                let silent = active && stats.received[input.index()] == before.received[input.index()];
+                silent_s[k] = if silent { silent_s[k] + 1 } else { 0 };
+                if silent_s[k] < QOS_HINT_AFTER_S {
                     continue;
                 }
                 let publishers = {
