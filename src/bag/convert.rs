@@ -129,15 +129,7 @@ fn image_msg(decoded: DecodedImage, header: Header, modality: Modality) -> Image
         }
         DecodedImage::Float32(im) => ("32FC1", 4, im.data.iter().flat_map(|v| v.to_le_bytes()).collect()),
     };
-    Image {
-        header,
-        height: h as u32,
-        width: w as u32,
-        encoding: encoding.into(),
-        is_bigendian: 0,
-        step: (w * bytes_per_px) as u32,
-        data,
-    }
+    Image::packed(header, w, h, encoding, bytes_per_px, data)
 }
 
 /// The ground truth of one frame: one detection, or none when the box is absent (NaN or empty).

@@ -361,21 +361,11 @@ fn soak(args: &Args, pairs: usize) -> anyhow::Result<()> {
             }
         }
         let stamp = Time::from_ns(1_000_000_000 + n as i64 * 33_000_000).context("stamp out of range")?;
-        let msg = |encoding: &str, step: usize, data: Vec<u8>| {
-            let header = Header { stamp, frame_id: "camera".into() };
-            Image {
-                header,
-                height: h as u32,
-                width: w as u32,
-                encoding: encoding.into(),
-                is_bigendian: 0,
-                step: step as u32,
-                data,
-            }
-            .encode()
+        let msg = |encoding: &str, bytes_per_px: usize, data: Vec<u8>| {
+            Image::packed(Header { stamp, frame_id: "camera".into() }, w, h, encoding, bytes_per_px, data).encode()
         };
-        core.handle(Input::Rgb, &msg("rgb8", 3 * w, rgb)?);
-        core.handle(Input::Aux, &msg("mono16", 2 * w, aux)?);
+        core.handle(Input::Rgb, &msg("rgb8", 3, rgb)?);
+        core.handle(Input::Aux, &msg("mono16", 2, aux)?);
         if !core.wait_idle(idle) {
             anyhow::bail!("the node did not finish pair {n} within {idle:?}");
         }
@@ -419,9 +409,7 @@ fn node_overhead(args: &Args) -> anyhow::Result<()> {
     // Stamped 33 ms apart; `bytes_per_px` sets `step`.
     let image = |n: usize, encoding: &str, bytes_per_px: usize, data: Vec<u8>| -> anyhow::Result<Vec<u8>> {
         let stamp = Time::from_ns(1_000_000_000 + n as i64 * 33_000_000).context("stamp out of range")?;
-        let header = Header { stamp, frame_id: "camera".into() };
-        let (height, width, step) = (h as u32, w as u32, (bytes_per_px * w) as u32);
-        Ok(Image { header, height, width, encoding: encoding.into(), is_bigendian: 0, step, data }.encode()?)
+        Ok(Image::packed(Header { stamp, frame_id: "camera".into() }, w, h, encoding, bytes_per_px, data).encode()?)
     };
     let n_pairs = args.warmup + args.runs.max(1);
     let mut messages = Vec::with_capacity(n_pairs);

@@ -136,6 +136,29 @@ pub struct Image {
 }
 ros_message!(Image, "sensor_msgs/msg/Image");
 
+impl Image {
+    /// A little-endian image with packed rows (`step = width * bytes_per_px`), as the node and
+    /// the converters write them.
+    pub fn packed(
+        header: Header,
+        width: usize,
+        height: usize,
+        encoding: &str,
+        bytes_per_px: usize,
+        data: Vec<u8>,
+    ) -> Self {
+        Self {
+            header,
+            height: height as u32,
+            width: width as u32,
+            encoding: encoding.into(),
+            is_bigendian: 0,
+            step: (width * bytes_per_px) as u32,
+            data,
+        }
+    }
+}
+
 /// `sensor_msgs/msg/CompressedImage`; `format` is e.g. `"rgb8; jpeg compressed bgr8"`.
 #[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CompressedImage {

@@ -160,15 +160,7 @@ pub fn debug_image(
         overlay::draw_box(&mut rgb, r.bbox, colour, 2);
     }
     overlay::draw_text(&mut rgb, 4, 4, &format!("{class_id} {state} {score:.2}"), colour, 1);
-    Image {
-        header: header.clone(),
-        height: rgb.height as u32,
-        width: rgb.width as u32,
-        encoding: "rgb8".into(),
-        is_bigendian: 0,
-        step: (rgb.width * 3) as u32,
-        data: rgb.data,
-    }
+    Image::packed(header.clone(), rgb.width, rgb.height, "rgb8", 3, rgb.data)
 }
 
 #[cfg(test)]
