@@ -189,13 +189,18 @@ impl CameraMsg {
 /// Why a camera input may receive nothing, from the publishers the graph shows on its topic
 /// (`resolved` is the name after remapping): none at all, or only ones whose QoS cannot match
 /// (a best-effort publisher never delivers to a reliable subscription, the most common cause of
-/// "no output"). `None` when a matching publisher exists.
+/// "no output"). `received_before` tells a camera that stopped (its publishers left) from a topic
+/// that never had one (a naming fault). `None` when a matching publisher exists.
 pub fn qos_hint(
     input: Input,
     resolved: &str,
     ours: Reliability,
     publishers: &[(String, Reliability)],
+    received_before: bool,
 ) -> Option<String> {
+    if publishers.is_empty() && received_before {
+        return Some(format!("{resolved} has no publisher any more: the camera stopped or its driver left"));
+    }
     if publishers.is_empty() {
         return Some(format!(
             "no publisher on {resolved} (the node's {}): check the topic name, the remapping and the namespace",
@@ -238,13 +243,15 @@ mod tests {
 
     #[test]
     fn qos_hints_name_the_cause() {
-        let none = qos_hint(Input::Rgb, "/cam/image", Reliability::BestEffort, &[]).unwrap();
+        let none = qos_hint(Input::Rgb, "/cam/image", Reliability::BestEffort, &[], false).unwrap();
         assert!(none.starts_with("no publisher on /cam/image"), "{none}");
+        let left = qos_hint(Input::Rgb, "/cam/image", Reliability::BestEffort, &[], true).unwrap();
+        assert!(left.contains("no publisher any more") && !left.contains("remapping"), "{left}");
         let be = [("/camera_driver".to_owned(), Reliability::BestEffort)];
-        let hint = qos_hint(Input::Aux, "/thermal", Reliability::Reliable, &be).unwrap();
+        let hint = qos_hint(Input::Aux, "/thermal", Reliability::Reliable, &be, false).unwrap();
         assert!(hint.contains("incompatible QoS") && hint.contains("aux.reliability:=best_effort"), "{hint}");
-        assert_eq!(qos_hint(Input::Aux, "/thermal", Reliability::BestEffort, &be), None);
+        assert_eq!(qos_hint(Input::Aux, "/thermal", Reliability::BestEffort, &be, false), None);
         let reliable = [("/driver".to_owned(), Reliability::Reliable)];
-        assert_eq!(qos_hint(Input::Rgb, "/cam", Reliability::Reliable, &reliable), None);
+        assert_eq!(qos_hint(Input::Rgb, "/cam", Reliability::Reliable, &reliable, true), None);
     }
 }

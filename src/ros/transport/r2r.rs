@@ -276,7 +276,8 @@ pub fn run() -> anyhow::Result<()> {
                     })
                     .collect();
                 let ours = input.qos(&managed_diag.params()).reliability;
-                if let Some(hint) = qos_hint(*input, resolved, ours, &publishers) {
+                let received_before = stats.received[input.index()] > 0;
+                if let Some(hint) = qos_hint(*input, resolved, ours, &publishers, received_before) {
                     if said.insert(hint.clone()) {
                         log::warn!("{hint}");
                     }
