@@ -148,7 +148,9 @@ kill -INT "$node_pid"; wait "$node_pid"; rc=$?
 
 # 5. launch, each modality, simulated time
 for modality in thermal depth event; do
-  ros2 launch patrack patrack.launch.py modality:=$modality use_sim_time:=True device:=cpu \
+  # A script's background jobs start with SIGINT ignored, and ros2 launch (Python) then never sees
+  # the Ctrl-C sent below: give it the default handling back.
+  env --default-signal=INT ros2 launch patrack patrack.launch.py modality:=$modality use_sim_time:=True device:=cpu \
     params_file:="$WS/extra.yaml" >"$WS/launch-$modality.log" 2>&1 &
   launch_pid=$!
   for _ in $(seq 60); do ros2 node list 2>/dev/null | grep -q '^/patrack$' && break; sleep 1; done
@@ -158,6 +160,11 @@ for modality in thermal depth event; do
     || { fail "launch $modality: $m / $s"; tail -5 "$WS/launch-$modality.log"; }
   kill -INT "$launch_pid"; wait "$launch_pid" 2>/dev/null
   sleep 1
+  if pgrep -f lib/patrack/patrack_node >/dev/null; then
+    fail "Ctrl-C on ros2 launch left the node running"; pkill -KILL -f lib/patrack/patrack_node
+  else
+    pass "Ctrl-C on ros2 launch ($modality) stops the node"
+  fi
 done
 exit "$failures"
 INSIDE
