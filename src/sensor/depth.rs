@@ -148,7 +148,8 @@ fn sample_indices(lo: f64, hi: f64, len: usize) -> Vec<usize> {
     // Pixel i's centre is i + 0.5 in box coordinates.
     let first = (lo - 0.5).ceil().max(0.0);
     let last = (hi - 0.5).floor().min(len as f64 - 1.0);
-    if !(first <= last) {
+    // NaN (a NaN box) compares false: no pixels.
+    if first.partial_cmp(&last).is_none_or(|o| o == std::cmp::Ordering::Greater) {
         return Vec::new();
     }
     let (first, last) = (first as usize, last as usize);
