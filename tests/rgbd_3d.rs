@@ -331,3 +331,65 @@ fn node_core_places_the_target_in_3d_from_camera_info_and_32fc1_depth() {
     assert_eq!((last_markers.markers[0].ns.as_str(), last_markers.markers[0].action), ("patrack", Marker::DELETEALL));
     core.shutdown();
 }
+
+#[test]
+fn replay_refuses_a_wrong_camera_source_and_skips_bad_camera_info() {
+    let dir = tmp("rgbd_3d", "bad_info");
+    let (w, h) = (64u32, 48u32);
+    let wall = |stamp_ns: i64| depth_mm_image(w, h, stamp_ns, "", |_, _| 2000);
+    let mut records = Vec::new();
+    let mut truncated = record(INFO, stamp(0), &camera_info(stamp(0), OPTICAL, w, h, [50.0, 50.0, 31.5, 23.5]));
+    truncated.3.truncate(30);
+    records.push(truncated);
+    for t in 0..4 {
+        if t == 2 {
+            records.push(record(INFO, stamp(t), &camera_info(stamp(t), OPTICAL, w, h, [50.0, 50.0, 31.5, 23.5])));
+        }
+        records.push(record(COLOR, stamp(t), &rgb_image(w, h, stamp(t), t as i64)));
+        records.push(record(DEPTH, stamp(t) + 1_000_000, &wall(stamp(t) + 1_000_000)));
+    }
+    records.push(record(OTHER, stamp(4), &rgb_image(w, h, stamp(4), 4)));
+    let bag = write_bag(&dir.join("in"), &records, ChunkCompression::None);
+    let mut p = params();
+    p.tracker.lost_frames = 0;
+    let replay_with = |camera: CameraSource, modality: Modality, out: &str| {
+        let mut opts =
+            ReplayOptions::new(COLOR, DEPTH, InitSource::Box(patrack::tracker::BoxXywh::new(20.0, 14.0, 20.0, 20.0)));
+        opts.params = NodeParams { modality, ..p.clone() };
+        opts.camera = camera;
+        let mut tracker = Tracker::new(tiny_model(), opts.params.tracker_config()).unwrap();
+        replay::replay(&bag, &dir.join(out), &mut tracker, &opts, &mut |_| ControlFlow::Continue(()))
+    };
+    // A calibration in a thermal replay, a topic that is not CameraInfo: refused up front.
+    let e = replay_with(CameraSource::Topic(INFO.into()), Modality::Thermal, "thermal").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "a camera calibration is for RGB-D replays: the modality is thermal (set --modality depth)"
+    );
+    let e = replay_with(CameraSource::Topic(OTHER.into()), Modality::Depth, "not_info").unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "topic /camera/other/image_raw: type sensor_msgs/msg/Image is not sensor_msgs/msg/CameraInfo"
+    );
+
+    // A malformed CameraInfo is counted and skipped; the pairs before the valid one have no 3D
+    // output; with --intrinsics every pair has, in the image's frame (empty here).
+    let s = replay_with(CameraSource::Topic(INFO.into()), Modality::Depth, "topic").unwrap();
+    let info = s.camera_info.as_ref().unwrap();
+    assert_eq!((info.read, info.malformed, info.invalid), (2, 1, 0));
+    // Pair t is answered when RGB frame t + 1 arrives, after the valid CameraInfo of frame 2:
+    // pairs 0 (answered at frame 1) has none; pairs 1 and 2 have 3D outputs; pair 3 at the end.
+    assert_eq!(info.pairs_before_first, 1);
+    assert_eq!(s.targets_3d, s.answered - 1);
+    let intrinsics = patrack::sensor::camera::PinholeIntrinsics::new(50.0, 50.0, 31.5, 23.5).unwrap();
+    let s = replay_with(CameraSource::Intrinsics(intrinsics), Modality::Depth, "intrinsics").unwrap();
+    assert_eq!(s.targets_3d, s.answered);
+    let out = read_mcap(&mcap_file(&s.bag));
+    let points = &out["/patrack/target_point"].1;
+    assert_eq!(points.len() as u64, s.answered);
+    for (_, d) in points {
+        let p = PointStamped::decode(d).unwrap();
+        assert_eq!(p.header.frame_id, "camera", "the RGB image's frame id");
+        assert!((p.point.z - 2.0).abs() < 1e-9);
+    }
+}

@@ -186,9 +186,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 /// `fx,fy,cx,cy` in pixels.
 fn parse_intrinsics(s: &str) -> Result<PinholeIntrinsics, String> {
     let v: Vec<f64> =
-        s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| format!("\"{s}\": {e}"))?;
     match v.as_slice() {
-        [fx, fy, cx, cy] => PinholeIntrinsics::new(*fx, *fy, *cx, *cy).map_err(|e| e.to_string()),
+        [fx, fy, cx, cy] => PinholeIntrinsics::new(*fx, *fy, *cx, *cy).map_err(|e| format!("\"{s}\": {e}")),
         _ => Err(format!("expected fx,fy,cx,cy in pixels, got \"{s}\"")),
     }
 }
@@ -270,4 +270,21 @@ fn print_summary(s: &ReplaySummary, seconds: f64) {
         s.json.display(),
         s.summary.display()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intrinsics_are_four_numbers_with_positive_focal_lengths() {
+        let k = parse_intrinsics("600, 610,319.5,239.5").unwrap();
+        assert_eq!((k.fx_px, k.fy_px, k.cx_px, k.cy_px, k.width_px), (600.0, 610.0, 319.5, 239.5, 0));
+        assert_eq!(
+            parse_intrinsics("600,610,319.5").unwrap_err(),
+            "expected fx,fy,cx,cy in pixels, got \"600,610,319.5\""
+        );
+        assert!(parse_intrinsics("600,x,1,1").unwrap_err().starts_with("\"600,x,1,1\": invalid float"));
+        assert!(parse_intrinsics("0,600,1,1").unwrap_err().contains("focal lengths must be finite and positive"));
+    }
 }

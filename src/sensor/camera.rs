@@ -23,8 +23,8 @@ pub enum CameraError {
     Focal { fx_px: f64, fy_px: f64 },
     #[error("the principal point and skew must be finite, got cx {cx_px}, cy {cy_px}, skew {skew_px}")]
     NonFinite { cx_px: f64, cy_px: f64, skew_px: f64 },
-    #[error("the last row of K must be [0, 0, 1], got [{0}, {1}, {2}]")]
-    LastRow(f64, f64, f64),
+    #[error("K must have the form [fx, s, cx, 0, fy, cy, 0, 0, 1], got K[1][0] = {k10} and the last row [{k20}, {k21}, {k22}]")]
+    Form { k10: f64, k20: f64, k21: f64, k22: f64 },
     #[error("binning {x}x{y} is not supported (the node needs the full-resolution calibration)")]
     Binning { x: u32, y: u32 },
     #[error("a region of interest ({width}x{height} at {x_offset},{y_offset}) is not supported (the node needs the full image)")]
@@ -64,7 +64,7 @@ impl PinholeIntrinsics {
             return Err(CameraError::NonFinite { cx_px, cy_px, skew_px });
         }
         if k[3] != 0.0 || k[6] != 0.0 || k[7] != 0.0 || k[8] != 1.0 {
-            return Err(CameraError::LastRow(k[6], k[7], k[8]));
+            return Err(CameraError::Form { k10: k[3], k20: k[6], k21: k[7], k22: k[8] });
         }
         Ok(Self { fx_px, fy_px, cx_px, cy_px, skew_px, width_px, height_px })
     }
@@ -133,7 +133,12 @@ mod tests {
         assert!(zero.to_string().contains("uncalibrated"), "{zero}");
         assert!(matches!(PinholeIntrinsics::new(500.0, 500.0, f64::NAN, 1.0), Err(CameraError::NonFinite { .. })));
         let last = PinholeIntrinsics::from_k(&[500.0, 0.0, 1.0, 0.0, 500.0, 1.0, 0.0, 0.0, 0.0], 0, 0);
-        assert!(matches!(last, Err(CameraError::LastRow(..))));
+        assert_eq!(last, Err(CameraError::Form { k10: 0.0, k20: 0.0, k21: 0.0, k22: 0.0 }));
+        let lower = PinholeIntrinsics::from_k(&[500.0, 0.0, 1.0, 2.0, 500.0, 1.0, 0.0, 0.0, 1.0], 0, 0).unwrap_err();
+        assert_eq!(
+            lower.to_string(),
+            "K must have the form [fx, s, cx, 0, fy, cy, 0, 0, 1], got K[1][0] = 2 and the last row [0, 0, 1]"
+        );
         let k = PinholeIntrinsics::from_k(&[500.0, 0.0, 319.5, 0.0, 500.0, 239.5, 0.0, 0.0, 1.0], 640, 480).unwrap();
         k.check_image_size(640, 480).unwrap();
         let e = k.check_image_size(1280, 720).unwrap_err();
