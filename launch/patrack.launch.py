@@ -74,6 +74,7 @@ def _node(context):
                 ("rgb/image/compressed", [rgb, "/compressed"]),
                 ("aux/image/compressed", [aux, "/compressed"]),
                 ("aux/image/compressedDepth", [aux, "/compressedDepth"]),
+                ("rgb/camera_info", LaunchConfiguration("camera_info_topic")),
             ],
         )
     ]
@@ -84,6 +85,7 @@ def generate_launch_description():
         ("modality", "thermal", "aux camera kind: thermal | depth | event (selects the preset)"),
         ("rgb_topic", "rgb/image", "RGB image topic (sensor_msgs/Image; <topic>/compressed with use_compressed)"),
         ("aux_topic", "aux/image", "auxiliary image topic (sensor_msgs/Image)"),
+        ("camera_info_topic", "rgb/camera_info", "the RGB camera's sensor_msgs/CameraInfo (depth modality: 3D outputs)"),
         ("model_path", "", "weights (.safetensors or .pth.tar); empty keeps the params file's value"),
         ("device", "", "auto | cpu | cuda | cuda:N; empty keeps the params file's value"),
         ("params_file", "", "extra parameters file applied after the presets"),

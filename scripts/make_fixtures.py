@@ -279,7 +279,63 @@ def samples():
         ("classification", "vision_msgs/msg/Classification",
          {"header": det_header, "results": [{"class_id": "target", "score": 0.625}]}, {}, True),
     ]
-    return node_services + [
+    pose = {"position": {"x": 0.25, "y": -0.125, "z": 1.5},
+            "orientation": {"x": 0.0, "y": 0.0, "z": 0.0, "w": 1.0}}
+    colour = {"r": 1.0, "g": 0.5, "b": 0.0, "a": 0.75}
+
+    def marker(mtype, action, mid, text="", **fields):
+        m = {"header": det_header, "ns": "patrack", "id": mid, "type": mtype, "action": action,
+             "pose": pose, "scale": {"x": 0.5, "y": 0.25, "z": 0.125}, "color": colour,
+             "lifetime": {"sec": 1, "nanosec": 500000000}, "frame_locked": False,
+             "points": [], "colors": [], "texture_resource": "",
+             "texture": {"header": header(0, 0, ""), "format": "", "data": []},
+             "uv_coordinates": [], "text": text, "mesh_resource": "",
+             "mesh_file": {"filename": "", "data": []}, "mesh_use_embedded_materials": False}
+        m.update(fields)
+        return m
+
+    markers = [
+        marker(1, 0, 0),
+        marker(9, 0, 1, text="1 target 0.88"),
+        # Every sequence and nested message filled, so their positions are checked too.
+        marker(11, 0, 2, points=[{"x": 1.0, "y": 2.0, "z": 3.0}, {"x": -1.0, "y": 0.5, "z": 0.0}],
+               colors=[colour, {"r": 0.0, "g": 0.0, "b": 1.0, "a": 1.0}],
+               texture_resource="embedded://tex",
+               texture={"header": header(3, 4, "tex"), "format": "png", "data": [1, 2, 3]},
+               uv_coordinates=[{"u": 0.5, "v": 0.25}], mesh_resource="package://x/m.dae",
+               mesh_file={"filename": "m.dae", "data": [9, 8]}, mesh_use_embedded_materials=True,
+               frame_locked=True),
+        marker(0, 3, 0),
+    ]
+    camera_info = {
+        "header": header(1700000008, 33333333, "camera_color_optical_frame"),
+        "height": 480, "width": 640, "distortion_model": "plumb_bob",
+        "d": [0.125, -0.25, 0.0009765625, -0.001953125, 0.0625],
+        "k": [615.25, 0.0, 319.5, 0.0, 615.5, 239.75, 0.0, 0.0, 1.0],
+        "r": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        "p": [615.25, 0.0, 319.5, 0.0, 0.0, 615.5, 239.75, 0.0, 0.0, 0.0, 1.0, 0.0],
+        "binning_x": 0, "binning_y": 2,
+        "roi": {"x_offset": 0, "y_offset": 0, "height": 0, "width": 0, "do_rectify": False},
+    }
+    detection3d = {
+        "header": det_header,
+        "results": [hypothesis("target", 0.875, 0.25, -0.125, 4)],
+        "bbox": {"center": pose, "size": {"x": 0.5, "y": 0.75, "z": 0.5}},
+        "id": "3",
+    }
+    outputs_3d = [
+        ("camera_info", "sensor_msgs/msg/CameraInfo", camera_info, {}, True),
+        ("point_stamped", "geometry_msgs/msg/PointStamped",
+         {"header": det_header, "point": {"x": 0.25, "y": -0.125, "z": 1.5}}, {}, True),
+        ("duration", "builtin_interfaces/msg/Duration", {"sec": -3, "nanosec": 999999999}, {}, False),
+        ("detection3d_array_one", "vision_msgs/msg/Detection3DArray",
+         {"header": det_header, "detections": [detection3d]}, {}, True),
+        ("detection3d_array_empty", "vision_msgs/msg/Detection3DArray",
+         {"header": det_header, "detections": []}, {}, False),
+        ("marker_array", "visualization_msgs/msg/MarkerArray", {"markers": markers}, {}, True),
+        ("marker_array_empty", "visualization_msgs/msg/MarkerArray", {"markers": []}, {}, False),
+    ]
+    return node_services + outputs_3d + [
         # name, type, value, extra JSON facts (not message fields), write big endian too
         ("header_unicode", "std_msgs/msg/Header",
          header(-5, 999999999, "kamera_ü_热像_🛰"), {}, True),

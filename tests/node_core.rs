@@ -589,3 +589,63 @@ fn region_of_interest_and_a_runtime_initial_bbox_start_the_target_on_the_next_pa
     let dets: Vec<Detection2DArray> = sink.take(Output::Detections);
     assert_eq!((dets[0].detections[0].bbox.size_x, dets[0].detections[0].id.as_str()), (20.0, "2"));
 }
+
+/// A 16UC1 depth image at half the RGB size: 2 m everywhere.
+fn depth_2m(stamp_ns: i64) -> Vec<u8> {
+    let (w, h) = (WIDTH / 2, HEIGHT / 2);
+    let data = (0..w * h).flat_map(|_| 2000u16.to_le_bytes()).collect();
+    Image {
+        header: header(stamp_ns),
+        height: h,
+        width: w,
+        encoding: "16UC1".into(),
+        is_bigendian: 0,
+        step: w * 2,
+        data,
+    }
+    .encode()
+    .unwrap()
+}
+
+#[test]
+fn rgbd_diagnostics_say_when_there_is_no_camera_info_and_count_refused_ones() {
+    use patrack::ros::msgs::{CameraInfo, MarkerArray, PointStamped};
+    let mut p = params();
+    p.modality = patrack::sensor::Modality::Depth;
+    p.initial_bbox = [40.0, 40.0, 30.0, 30.0];
+    let (core, sink) = start(p);
+    let pair = |n: i64| {
+        core.handle(Input::Rgb, &rgb(stamp(n), n));
+        core.handle(Input::Aux, &depth_2m(stamp(n)));
+        assert!(core.wait_idle(IDLE), "node did not finish pair {n}");
+    };
+    let status = |core: &NodeCore| core.diagnostics(Time::default(), &[]).status.remove(0);
+    pair(0);
+    let s = status(&core);
+    assert_eq!(value(&s, "state"), "tracking");
+    assert_eq!(value(&s, "camera_info"), "none received: no 3D output");
+    assert_eq!(value(&s, "targets_3d_total"), "0");
+    assert!(sink.take::<MarkerArray>(Output::Markers).is_empty());
+
+    // An uncalibrated camera (K = 0) is refused and counted; still no 3D output.
+    let info = |k: [f64; 9]| {
+        CameraInfo { header: header(stamp(1)), width: WIDTH, height: HEIGHT, k, ..Default::default() }.encode().unwrap()
+    };
+    core.handle(Input::RgbCameraInfo, &info([0.0; 9]));
+    pair(1);
+    let s = status(&core);
+    assert_eq!(value(&s, "camera_info_invalid_total"), "1");
+    assert_eq!(value(&s, "camera_info"), "none received: no 3D output");
+    assert!(sink.take::<PointStamped>(Output::TargetPoint).is_empty());
+
+    // A valid one: the next pair is placed at 2 m.
+    core.handle(Input::RgbCameraInfo, &info([100.0, 0.0, 79.5, 0.0, 100.0, 59.5, 0.0, 0.0, 1.0]));
+    pair(2);
+    let s = status(&core);
+    assert_eq!(value(&s, "camera_info"), "160x120, fx 100.0 fy 100.0 cx 79.5 cy 59.5 px");
+    assert_eq!(value(&s, "targets_3d_total"), "1");
+    let points = sink.take::<PointStamped>(Output::TargetPoint);
+    assert_eq!(points.len(), 1);
+    assert_eq!((points[0].header.stamp_ns(), points[0].point.z), (stamp(2), 2.0));
+    assert_eq!(sink.take::<MarkerArray>(Output::Markers).len(), 1);
+}

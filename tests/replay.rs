@@ -418,9 +418,11 @@ fn cli_ctrl_c_stops_the_replay_with_finished_outputs() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // The output bag exists once the replay has started reading.
+    // tracks.csv gets its first row (rows are flushed as they are made) once the replay has
+    // answered a pair; signalling before that raced with the first answer on a loaded machine.
     let started = std::time::Instant::now();
-    while !out.join("bag").is_dir() {
+    let has_a_row = || std::fs::read_to_string(out.join("tracks.csv")).is_ok_and(|csv| csv.lines().count() >= 2);
+    while !has_a_row() {
         assert!(started.elapsed().as_secs() < 120, "the replay did not start");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }

@@ -3,7 +3,8 @@
 //! network and parameters gives byte-identical `~/detections`, `~/confidence` and
 //! `~/debug_image` messages, pair for pair, including the empty answers before the initial box,
 //! an init that refers to an already answered frame, a pair whose image cannot be decoded and a
-//! malformed message.
+//! malformed message. In RGB-D mode the same holds for `~/target_point`, `~/detections_3d` and
+//! `~/markers`, with CameraInfo messages arriving (valid, refused, changed) between the pairs.
 
 mod bag_support;
 
@@ -12,16 +13,19 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bag_support::*;
-use patrack::bag::replay::{self, InitSource, ReplayOptions};
+use patrack::bag::replay::{self, CameraSource, InitSource, ReplayOptions};
 use patrack::bag::{BagReader, ChunkCompression};
-use patrack::ros::msgs::{Detection2DArray, Float32, Image, RosMessage};
+use patrack::ros::msgs::{Detection2DArray, Detection3DArray, Float32, Image, MarkerArray, PointStamped, RosMessage};
 use patrack::ros::node::{Input, NodeCore, Sink};
 use patrack::ros::output::Output;
 use patrack::ros::params::NodeParams;
+use patrack::sensor::Modality;
 use patrack::tracker::{BoxXywh, Tracker};
 
 const W: u32 = 96;
 const H: u32 = 72;
+const DEPTH: &str = "/camera/depth/image_raw";
+const INFO: &str = "/camera/rgb/camera_info";
 
 #[derive(Default)]
 struct Capture {
@@ -98,8 +102,9 @@ fn run_node(bag: &std::path::Path, p: NodeParams) -> (Arc<Capture>, patrack::ros
         let m = m.unwrap();
         let input = match m.topic.as_str() {
             RGB => Input::Rgb,
-            AUX => Input::Aux,
+            AUX | DEPTH => Input::Aux,
             INIT => Input::Init,
+            INFO => Input::RgbCameraInfo,
             other => panic!("unexpected topic {other}"),
         };
         core.handle(input, &m.data);
@@ -190,4 +195,93 @@ fn node_and_replay_publish_identical_messages_with_init_topic() {
 #[test]
 fn node_and_replay_publish_identical_messages_with_initial_bbox() {
     compare(false);
+}
+
+/// Ten frames of RGB + 16UC1 depth at half the RGB size (registered by the resize): the bright
+/// square of the RGB images stands at 1.5 m in front of a wall at 4 m, with a column of holes;
+/// the calibration arrives after frame 2 (frames 0 and 1 have no 3D output), a refused one
+/// (K = 0) after frame 5 and a changed one after frame 7; the last RGB frame has no partner.
+fn rgbd_scenario() -> Vec<Record> {
+    let info = |n: i64, f: f64| camera_info(stamp(n), "camera", W, H, [f, f, 47.5, 35.5]);
+    let mut r = Vec::new();
+    for n in 0..10 {
+        r.push(record(RGB, stamp(n), &rgb_image(W, H, stamp(n), n)));
+        let t = stamp(n) + 3_000_000;
+        let depth = depth_mm_image(W / 2, H / 2, t, "camera", |x, y| {
+            let (x, y) = (i64::from(x), i64::from(y));
+            if x == 15 {
+                0
+            } else if (10 + n..20 + n).contains(&x) && (7..17).contains(&y) {
+                1500 + (x as u16 % 3)
+            } else {
+                4000
+            }
+        });
+        r.push(record(DEPTH, t, &depth));
+        match n {
+            2 => r.push(record(INFO, t + 1_000_000, &info(n, 90.0))),
+            5 => r.push(record(INFO, t + 1_000_000, &patrack::ros::msgs::CameraInfo { k: [0.0; 9], ..info(n, 90.0) })),
+            7 => r.push(record(INFO, t + 1_000_000, &info(n, 120.0))),
+            _ => {}
+        }
+    }
+    r.push(record(RGB, stamp(10), &rgb_image(W, H, stamp(10), 10)));
+    r
+}
+
+#[test]
+fn node_and_replay_publish_identical_3d_messages_in_rgbd_mode() {
+    let dir = tmp("replay_node", "rgbd");
+    let bag = write_bag(&dir.join("in"), &rgbd_scenario(), ChunkCompression::Zstd);
+    let mut p = params();
+    p.modality = Modality::Depth;
+    p.publish_debug_image = false;
+    p.initial_bbox = [20.0, 14.0, 20.0, 20.0];
+    let (node, stats) = run_node(&bag, p.clone());
+
+    let mut opts = ReplayOptions::new(RGB, DEPTH, InitSource::Box(BoxXywh::new(20.0, 14.0, 20.0, 20.0)));
+    opts.params = p.clone();
+    opts.camera = CameraSource::Topic(INFO.into());
+    let mut tracker = Tracker::new(tiny_model(), p.tracker_config()).unwrap();
+    let s = replay::replay(&bag, &dir.join("out"), &mut tracker, &opts, &mut |_| ControlFlow::Continue(())).unwrap();
+    let out = read_mcap(&mcap_file(&s.bag));
+    let replayed = |topic: &str| out[topic].1.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>();
+    let (points, dets3d, markers) =
+        (replayed("/patrack/target_point"), replayed("/patrack/detections_3d"), replayed("/patrack/markers"));
+    println!(
+        "rgbd: node answered {} pairs ({} in 3D, {} without depth), replay {} ({} in 3D, {} without depth)",
+        stats.processed, stats.targets_3d, stats.depth_missing, s.answered, s.targets_3d, s.depth_missing
+    );
+    assert_eq!(s.answered, 10);
+    assert!(node.of(Output::Detections) == replayed("/patrack/detections"), "detections differ");
+    assert!(node.of(Output::TargetPoint) == points, "target points differ");
+    assert!(node.of(Output::Detections3d) == dets3d, "3D detections differ");
+    assert!(node.of(Output::Markers) == markers, "markers differ");
+    // Pair n is answered when RGB frame n + 1 arrives, after the CameraInfo of frame n: pairs 0
+    // and 1 come before the first calibration, the other 8 have 3D outputs.
+    assert_eq!((dets3d.len(), markers.len()), (8, 8));
+    assert!(!points.is_empty());
+    assert_eq!(s.targets_3d, stats.targets_3d);
+    assert_eq!(s.targets_3d, points.len() as u64);
+    assert_eq!(s.depth_missing, stats.depth_missing);
+    let info = s.camera_info.as_ref().unwrap();
+    assert_eq!((info.read, info.invalid, info.pairs_before_first), (3, 1, 2));
+    assert_eq!((stats.camera_info_received, stats.camera_info_invalid), (3, 1));
+    // Each point is its pair's 2D box centre back-projected with the calibration in force: the
+    // first (f = 90 px) until the change after frame 7 (f = 120 px), the refused one ignored.
+    let boxes: Vec<Detection2DArray> =
+        replayed("/patrack/detections").iter().map(|d| Detection2DArray::decode(d).unwrap()).collect();
+    for d in &points {
+        let p = PointStamped::decode(d).unwrap();
+        let stamp_ns = p.header.stamp_ns();
+        let b = &boxes.iter().find(|b| b.header.stamp_ns() == stamp_ns).unwrap().detections[0].bbox;
+        let f = if stamp_ns >= stamp(7) { 120.0 } else { 90.0 };
+        let (u, v) = (f * p.point.x / p.point.z + 47.5, f * p.point.y / p.point.z + 35.5);
+        assert!((u - (b.center.position.x - 0.5)).abs() < 1e-6, "{stamp_ns}: u {u}");
+        assert!((v - (b.center.position.y - 0.5)).abs() < 1e-6, "{stamp_ns}: v {v}");
+        assert!((1.4..1.6).contains(&p.point.z) || (3.9..4.1).contains(&p.point.z), "{stamp_ns}: z {}", p.point.z);
+    }
+    let first = Detection3DArray::decode(&dets3d[0]).unwrap();
+    assert_eq!(first.header.stamp_ns(), stamp(2));
+    assert!(MarkerArray::decode(&markers[0]).unwrap().markers.iter().all(|m| m.ns == "patrack"));
 }

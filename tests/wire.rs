@@ -32,11 +32,12 @@ fn values(diag: &serde_json::Value) -> &serde_json::Map<String, serde_json::Valu
     diag["values"].as_object().expect("diagnostic values")
 }
 
-#[test]
-fn node_answers_a_cyclonedds_peer_over_loopback_only() {
+/// Runs `patrack node` with `node_sets` (extra `--set` options) and the peer with `peer_args`
+/// in a network namespace with only loopback; the peer's report and the node's log.
+fn run_wire(name: &str, node_sets: &str, peer_args: &str) -> (serde_json::Value, String, PathBuf) {
     let python = python();
     assert!(python.exists(), "{} not found: create .venv from scripts/requirements-test.txt", python.display());
-    let dir = std::env::temp_dir().join(format!("patrack-wire-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("patrack-wire-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("report.json");
     let node_log = dir.join("node.log");
@@ -49,9 +50,9 @@ ip route add 224.0.0.0/4 dev lo
 # Nothing but loopback may exist here: no traffic can leave the namespace.
 test "$(ip -o link show | wc -l)" = 1
 "$NODE_EXE" node --set model_config=tiny --set device=cpu --set precision=fp32 \
-    --set tracker.lost_frames=0 --set class_id=square --run-for-s 150 >"$NODE_LOG" 2>&1 &
+    --set tracker.lost_frames=0 --set class_id=square {node_sets} --run-for-s 150 >"$NODE_LOG" 2>&1 &
 node_pid=$!
-"$PEER_PYTHON" "$PEER" --report "$REPORT" --frames {FRAMES} --rate-hz {RATE_HZ} --timeout-s 120
+"$PEER_PYTHON" "$PEER" --report "$REPORT" --frames {FRAMES} --rate-hz {RATE_HZ} --timeout-s 120 {peer_args}
 kill -INT "$node_pid"
 wait "$node_pid"
 "#
@@ -89,6 +90,12 @@ wait "$node_pid"
     println!("--- node log ---\n{log}\n--- end ---");
     assert!(status.success(), "unshare script failed: {status}");
     let report: serde_json::Value = serde_json::from_str(&read(&report)).expect("peer report");
+    (report, log, dir)
+}
+
+#[test]
+fn node_answers_a_cyclonedds_peer_over_loopback_only() {
+    let (report, _log, dir) = run_wire("thermal", "", "");
 
     let rgb_stamps: BTreeSet<i64> =
         report["rgb_stamps_ns"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
@@ -155,6 +162,66 @@ wait "$node_pid"
         diags.iter().filter_map(|d| values(d).get("rgb_rate_hz")?.as_str()?.parse::<f64>().ok()).fold(0.0, f64::max);
     println!("highest reported rgb rate {max_rgb_rate:.2} Hz, sent at {RATE_HZ} Hz (tolerance 50 %)");
     assert!((max_rgb_rate - RATE_HZ).abs() <= 0.5 * RATE_HZ);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The peer's RGB camera (tests/wire_peer.py, `FX, FY, CX, CY`).
+const PEER_CAMERA: [f64; 4] = [500.0, 510.0, 319.5, 239.5];
+
+#[test]
+fn rgbd_node_publishes_the_target_in_3d_to_a_cyclonedds_peer() {
+    let (report, _log, dir) = run_wire("depth", "--set modality=depth", "--modality depth");
+    let detections = report["detections"].as_array().unwrap();
+    let boxes: std::collections::BTreeMap<i64, &serde_json::Value> = detections
+        .iter()
+        .filter(|d| !d["boxes"].as_array().unwrap().is_empty())
+        .map(|d| (d["stamp_ns"].as_i64().unwrap(), &d["boxes"][0]))
+        .collect();
+    let points = report["points"].as_array().unwrap();
+    let detections_3d = report["detections_3d"].as_array().unwrap();
+    println!(
+        "{} detection arrays, {} tracked, {} points, {} 3D arrays",
+        detections.len(),
+        boxes.len(),
+        points.len(),
+        detections_3d.len()
+    );
+    assert!(points.len() >= FRAMES / 5, "too few 3D points: {}", points.len());
+    // Each point is its 2D box's centre back-projected with the peer's CameraInfo, at the depth
+    // of the square (1.5 m) or the wall (4 m) behind it, in the RGB image's frame.
+    let [fx, fy, cx, cy] = PEER_CAMERA;
+    for p in points {
+        let stamp = p["stamp_ns"].as_i64().unwrap();
+        assert_eq!(p["frame_id"], "rgb_camera");
+        let b = boxes.get(&stamp).unwrap_or_else(|| panic!("a point without a tracked 2D box: {p}"));
+        let xyz: Vec<f64> = p["xyz"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        let (u, v) = (fx * xyz[0] / xyz[2] + cx, fy * xyz[1] / xyz[2] + cy);
+        let (box_cx, box_cy) = (b[0].as_f64().unwrap(), b[1].as_f64().unwrap());
+        assert!((u - (box_cx - 0.5)).abs() < 1e-6 && (v - (box_cy - 0.5)).abs() < 1e-6, "{p} vs box {b}");
+        assert!((xyz[2] - 1.5).abs() < 0.005 || (xyz[2] - 4.0).abs() < 0.005, "{p}");
+    }
+    // ~/detections_3d: one array per answered pair, the point and the 2D box's id and score.
+    let point_at: std::collections::BTreeMap<i64, &serde_json::Value> =
+        points.iter().map(|p| (p["stamp_ns"].as_i64().unwrap(), &p["xyz"])).collect();
+    assert!(detections_3d.len() >= points.len());
+    for d in detections_3d {
+        let stamp = d["stamp_ns"].as_i64().unwrap();
+        match d["boxes"].as_array().unwrap().as_slice() {
+            [] => assert!(!point_at.contains_key(&stamp)),
+            [b] => {
+                let xyz = point_at[&stamp].as_array().unwrap();
+                assert_eq!(&b.as_array().unwrap()[..3], &xyz[..]);
+                assert_eq!(b[7], "1", "track id");
+                assert_eq!(b[6], boxes[&stamp][4], "score as in 2D");
+            }
+            more => panic!("{} detections in one array", more.len()),
+        }
+    }
+    // The diagnostics name the calibration and count the points.
+    let last = report["diagnostics"].as_array().unwrap().last().unwrap().clone();
+    let v = values(&last);
+    assert_eq!(v["camera_info"], "640x480, fx 500.0 fy 510.0 cx 319.5 cy 239.5 px");
+    assert_eq!(v["targets_3d_total"].as_str().unwrap().parse::<usize>().unwrap(), points.len());
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Wire-test peer for tests/wire.rs: a plain Cyclone DDS participant (PyPI `cyclonedds`) that
 speaks the ROS 2 type and topic names, publishes RGB + aux image streams with jittered stamps
-and an init message, and records what the patrack node answers.
+and an init message, and records what the patrack node answers. With --modality depth the aux
+stream is 16UC1 depth, a CameraInfo goes with every RGB frame, and the 3D outputs
+(~/target_point, ~/detections_3d) are recorded too.
 
 Runs inside `unshare -n` (loopback only) next to `patrack node`. Writes a JSON report to the
 path given by --report; tests/wire.rs makes the assertions. Bounded: gives up after --timeout-s.
@@ -167,6 +169,67 @@ class DiagnosticArray(IdlStruct, typename="diagnostic_msgs::msg::dds_::Diagnosti
     status: sequence[DiagnosticStatus] = field(default_factory=list)
 
 
+@dataclass
+class RegionOfInterest(IdlStruct, typename="sensor_msgs::msg::dds_::RegionOfInterest_"):
+    x_offset: uint32 = 0
+    y_offset: uint32 = 0
+    height: uint32 = 0
+    width: uint32 = 0
+    do_rectify: bool = False
+
+
+@dataclass
+class CameraInfo(IdlStruct, typename="sensor_msgs::msg::dds_::CameraInfo_"):
+    header: Header = field(default_factory=Header)
+    height: uint32 = 0
+    width: uint32 = 0
+    distortion_model: str = ""
+    d: sequence[float64] = field(default_factory=list)
+    k: array[float64, 9] = field(default_factory=lambda: [0.0] * 9)
+    r: array[float64, 9] = field(default_factory=lambda: [0.0] * 9)
+    p: array[float64, 12] = field(default_factory=lambda: [0.0] * 12)
+    binning_x: uint32 = 0
+    binning_y: uint32 = 0
+    roi: RegionOfInterest = field(default_factory=RegionOfInterest)
+
+
+@dataclass
+class PointStamped(IdlStruct, typename="geometry_msgs::msg::dds_::PointStamped_"):
+    header: Header = field(default_factory=Header)
+    point: Point = field(default_factory=Point)
+
+
+@dataclass
+class Vector3(IdlStruct, typename="geometry_msgs::msg::dds_::Vector3_"):
+    x: float64 = 0.0
+    y: float64 = 0.0
+    z: float64 = 0.0
+
+
+@dataclass
+class BoundingBox3D(IdlStruct, typename="vision_msgs::msg::dds_::BoundingBox3D_"):
+    center: Pose = field(default_factory=Pose)
+    size: Vector3 = field(default_factory=Vector3)
+
+
+@dataclass
+class Detection3D(IdlStruct, typename="vision_msgs::msg::dds_::Detection3D_"):
+    header: Header = field(default_factory=Header)
+    results: sequence[ObjectHypothesisWithPose] = field(default_factory=list)
+    bbox: BoundingBox3D = field(default_factory=BoundingBox3D)
+    id: str = ""
+
+
+@dataclass
+class Detection3DArray(IdlStruct, typename="vision_msgs::msg::dds_::Detection3DArray_"):
+    header: Header = field(default_factory=Header)
+    detections: sequence[Detection3D] = field(default_factory=list)
+
+
+# The peer's RGB camera (pixel-centre convention): what --modality depth sends as CameraInfo.
+FX, FY, CX, CY = 500.0, 510.0, 319.5, 239.5
+
+
 def stamp_ns(header):
     return header.stamp.sec * 1_000_000_000 + header.stamp.nanosec
 
@@ -199,6 +262,21 @@ def thermal_frame(width, height, n):
     return bytes(data)
 
 
+def depth_frame(width, height, n):
+    """16UC1 little endian, millimetres: a square at 1.5 m where the RGB square is (half size),
+    a wall at 4 m, a column of holes (0)."""
+    wall = (4000).to_bytes(2, "little") * width
+    data = bytearray(wall * height)
+    x0, y0, side = 100 + n, 90, 40
+    near = (1500).to_bytes(2, "little") * side
+    for y in range(y0, y0 + side):
+        start = (y * width + x0) * 2
+        data[start:start + side * 2] = near
+    for y in range(height):
+        data[(y * width + 5) * 2:(y * width + 6) * 2] = bytes(2)
+    return bytes(data)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--report", required=True)
@@ -206,6 +284,7 @@ def main():
     parser.add_argument("--rate-hz", type=float, default=10.0)
     parser.add_argument("--init-after", type=int, default=5, help="send ~/init after this many frames")
     parser.add_argument("--timeout-s", type=float, default=90.0)
+    parser.add_argument("--modality", choices=["thermal", "depth"], default="thermal")
     args = parser.parse_args()
     deadline = time.monotonic() + args.timeout_s
     rng = random.Random(7)
@@ -222,8 +301,13 @@ def main():
     det_reader = DataReader(dp, Topic(dp, "rt/patrack/detections", Detection2DArray), qos=keep_all)
     debug_reader = DataReader(dp, Topic(dp, "rt/patrack/debug_image", Image), qos=keep_all)
     diag_reader = DataReader(dp, Topic(dp, "rt/diagnostics", DiagnosticArray), qos=keep_all)
+    depth = args.modality == "depth"
+    if depth:
+        info_writer = DataWriter(dp, Topic(dp, "rt/rgb/camera_info", CameraInfo), qos=sensor_qos)
+        point_reader = DataReader(dp, Topic(dp, "rt/patrack/target_point", PointStamped), qos=keep_all)
+        det3d_reader = DataReader(dp, Topic(dp, "rt/patrack/detections_3d", Detection3DArray), qos=keep_all)
 
-    detections, debug_images, diagnostics = [], [], []
+    detections, debug_images, diagnostics, points, detections_3d = [], [], [], [], []
 
     def poll():
         for s in det_reader.take(N=1000):
@@ -237,6 +321,17 @@ def main():
         for s in debug_reader.take(N=100):
             debug_images.append({"stamp_ns": stamp_ns(s.header), "width": s.width, "height": s.height,
                                  "encoding": s.encoding, "step": s.step, "bytes": len(s.data)})
+        if depth:
+            for s in point_reader.take(N=1000):
+                points.append({"stamp_ns": stamp_ns(s.header), "frame_id": s.header.frame_id,
+                               "xyz": [s.point.x, s.point.y, s.point.z]})
+            for s in det3d_reader.take(N=1000):
+                detections_3d.append({
+                    "stamp_ns": stamp_ns(s.header),
+                    "boxes": [[d.results[0].pose.pose.position.x, d.results[0].pose.pose.position.y,
+                               d.results[0].pose.pose.position.z, d.bbox.size.x, d.bbox.size.y, d.bbox.size.z,
+                               d.results[0].hypothesis.score, d.id] for d in s.detections],
+                })
         for s in diag_reader.take(N=100):
             for st in s.status:
                 diagnostics.append({"name": st.name, "level": int(st.level), "message": st.message,
@@ -263,8 +358,19 @@ def main():
         aux_ns = rgb_ns + rng.randint(-8_000_000, 8_000_000)
         rgb = Image(header=Header(stamp=make_time(rgb_ns), frame_id="rgb_camera"), height=height, width=width,
                     encoding="rgb8", is_bigendian=0, step=width * 3, data=rgb_frame(width, height, n))
-        aux = Image(header=Header(stamp=make_time(aux_ns), frame_id="thermal_camera"), height=aux_h, width=aux_w,
-                    encoding="mono16", is_bigendian=0, step=aux_w * 2, data=thermal_frame(aux_w, aux_h, n))
+        if depth:
+            aux = Image(header=Header(stamp=make_time(aux_ns), frame_id="depth_camera"), height=aux_h,
+                        width=aux_w, encoding="16UC1", is_bigendian=0, step=aux_w * 2,
+                        data=depth_frame(aux_w, aux_h, n))
+            info_writer.write(CameraInfo(header=Header(stamp=make_time(rgb_ns), frame_id="rgb_camera"),
+                                         height=height, width=width, distortion_model="plumb_bob",
+                                         d=[0.0] * 5, k=[FX, 0.0, CX, 0.0, FY, CY, 0.0, 0.0, 1.0],
+                                         r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+                                         p=[FX, 0.0, CX, 0.0, 0.0, FY, CY, 0.0, 0.0, 0.0, 1.0, 0.0]))
+        else:
+            aux = Image(header=Header(stamp=make_time(aux_ns), frame_id="thermal_camera"), height=aux_h,
+                        width=aux_w, encoding="mono16", is_bigendian=0, step=aux_w * 2,
+                        data=thermal_frame(aux_w, aux_h, n))
         # Alternate the order, as two independent cameras would.
         if n % 2:
             aux_writer.write(aux)
@@ -300,11 +406,14 @@ def main():
         "detections": detections,
         "debug_images": debug_images,
         "diagnostics": diagnostics,
+        "points": points,
+        "detections_3d": detections_3d,
     }
     with open(args.report, "w") as f:
         json.dump(report, f)
     print(f"wire_peer: sent {len(rgb_stamps)} pairs, got {len(detections)} detection arrays, "
-          f"{len(debug_images)} debug images, {len(diagnostics)} diagnostics", file=sys.stderr)
+          f"{len(debug_images)} debug images, {len(diagnostics)} diagnostics, {len(points)} 3D points",
+          file=sys.stderr)
 
 
 if __name__ == "__main__":

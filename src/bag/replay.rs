@@ -20,6 +20,10 @@
 //!   stamp: the same pair gives byte-identical messages in the node and here.
 //! * A pair whose images cannot be decoded or combined is skipped and counted by cause; a
 //!   malformed message is skipped and counted, as the node does.
+//! * RGB-D: the RGB camera's calibration is the latest `CameraInfo` read from
+//!   [`CameraSource::Topic`] before the pair (the node uses the latest one it received), or fixed
+//!   intrinsics ([`CameraSource::Intrinsics`]); with one, every answered pair also gets
+//!   `~/detections_3d` and `~/markers`, and `~/target_point` when the target is placed in 3D.
 //!
 //! Memory stays bounded: the bag is streamed, images are decoded only when their pair is
 //! tracked, the synchroniser holds at most `sync.queue_size` messages per stream, and the last
@@ -37,14 +41,17 @@ use std::time::Instant;
 
 use super::{BagError, BagMessage, BagReader, BagWriter};
 use crate::ros::msgs::{
-    BoundingBox2D, CompressedImage, Detection2D, Detection2DArray, Header, Image, MsgError, RegionOfInterest,
-    RosMessage,
+    BoundingBox2D, CameraInfo, CompressedImage, Detection2D, Detection2DArray, Header, Image, MsgError,
+    RegionOfInterest, RosMessage,
 };
 use crate::ros::node::RECENT_PAIRS;
 use crate::ros::output::{self, Output};
 use crate::ros::params::{NodeParams, ParamsError};
 use crate::ros::sync::{ApproxSync, DropCounts, SyncError};
-use crate::sensor::{self, ImageU8};
+use crate::ros::target3d::{self, CameraModel};
+use crate::sensor::camera::PinholeIntrinsics;
+use crate::sensor::depth::{DepthImage, Target3d};
+use crate::sensor::{self, ImageU8, Modality};
 use crate::tracker::{BoxXywh, TargetState, TrackResult, Tracker};
 
 /// The output files of a replay, relative to its output folder.
@@ -66,6 +73,10 @@ pub enum ReplayError {
     NotImage { topic: String, type_name: String },
     #[error("topic {topic}: type {type_name} cannot initialise the tracker (vision_msgs/msg/Detection2DArray, Detection2D or sensor_msgs/msg/RegionOfInterest)")]
     NotInit { topic: String, type_name: String },
+    #[error("topic {topic}: type {type_name} is not sensor_msgs/msg/CameraInfo")]
+    NotCameraInfo { topic: String, type_name: String },
+    #[error("a camera calibration is for RGB-D replays: the modality is {modality} (set --modality depth)")]
+    CameraWithoutDepth { modality: Modality },
     #[error(transparent)]
     Topics(#[from] crate::limits::TopicError),
     #[error("{dir} holds the outputs of an earlier replay ({found}): pass --force to replace them, or choose another output folder")]
@@ -99,6 +110,18 @@ pub enum InitSource {
     Topic(String),
 }
 
+/// Where an RGB-D replay takes the RGB camera's calibration from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CameraSource {
+    /// None: no 3D outputs.
+    None,
+    /// `sensor_msgs/CameraInfo` messages on this topic, the latest before each pair.
+    Topic(String),
+    /// Fixed intrinsics (for recordings without a CameraInfo topic, e.g. converted DepthTrack
+    /// sequences); the images' frame ids are kept.
+    Intrinsics(PinholeIntrinsics),
+}
+
 /// Replay settings.
 #[derive(Debug, Clone)]
 pub struct ReplayOptions {
@@ -115,6 +138,8 @@ pub struct ReplayOptions {
     pub node_name: String,
     /// Replace the outputs of an earlier replay in the output folder.
     pub force: bool,
+    /// RGB-D: the RGB camera's calibration, for the 3D outputs.
+    pub camera: CameraSource,
 }
 
 impl ReplayOptions {
@@ -129,6 +154,7 @@ impl ReplayOptions {
             namespace: "/".into(),
             node_name: "patrack".into(),
             force: false,
+            camera: CameraSource::None,
         }
     }
 
@@ -154,6 +180,14 @@ pub struct TrackRow {
     pub h: f64,
     pub score: f32,
     pub state: TargetState,
+    /// RGB-D: the target's surface point in the RGB camera's optical frame, metres, when it was
+    /// placed in 3D (`~/target_point`).
+    #[serde(default)]
+    pub x_m: Option<f64>,
+    #[serde(default)]
+    pub y_m: Option<f64>,
+    #[serde(default)]
+    pub z_m: Option<f64>,
 }
 
 /// One stream's messages and what became of them. `read` = `malformed` + `paired` + the drops
@@ -207,6 +241,18 @@ pub struct InitCounts {
     pub ignored: u64,
 }
 
+/// The CameraInfo topic's messages (RGB-D).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CameraInfoCounts {
+    pub topic: String,
+    pub read: u64,
+    pub malformed: u64,
+    /// Refused calibrations (zero focal length, binning, a region of interest).
+    pub invalid: u64,
+    /// Answered pairs before the first valid calibration (without 3D outputs).
+    pub pairs_before_first: u64,
+}
+
 /// Pairs skipped because their images could not be decoded or combined, by image.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FrameErrors {
@@ -232,6 +278,15 @@ pub struct ReplaySummary {
     pub track_errors: u64,
     pub inits_applied: u64,
     pub inits_rejected: u64,
+    /// RGB-D: the CameraInfo topic, when one was given.
+    #[serde(default)]
+    pub camera_info: Option<CameraInfoCounts>,
+    /// RGB-D: answered pairs with the target placed in 3D, and tracked pairs that could not be
+    /// (too few depth readings in the box, a calibration for another image size).
+    #[serde(default)]
+    pub targets_3d: u64,
+    #[serde(default)]
+    pub depth_missing: u64,
     /// Messages whose log time is earlier than the previous message's, in storage order.
     pub log_time_backwards: u64,
     /// How the bag was read (a file read linearly, a truncated file).
@@ -315,6 +370,8 @@ struct Outputs {
     detections: String,
     confidence: String,
     debug_image: Option<String>,
+    /// RGB-D: `~/target_point`, `~/detections_3d`, `~/markers`.
+    topics_3d: Option<[String; 3]>,
     csv: BufWriter<File>,
     csv_path: PathBuf,
     json: BufWriter<File>,
@@ -372,9 +429,16 @@ impl Outputs {
         if let Some(t) = &debug_image {
             writer.add_topic(t, Output::DebugImage.type_name())?;
         }
+        let topics_3d = (opts.params.modality == Modality::Depth)
+            .then(|| [Output::TargetPoint, Output::Detections3d, Output::Markers].map(|o| opts.topic(o)));
+        if let Some(topics) = &topics_3d {
+            for (topic, output) in topics.iter().zip([Output::TargetPoint, Output::Detections3d, Output::Markers]) {
+                writer.add_topic(topic, output.type_name())?;
+            }
+        }
         let csv_path = out_dir.join(TRACKS_CSV);
         let mut csv = BufWriter::new(File::create(&csv_path).map_err(io_err(&csv_path))?);
-        csv.write_all(b"frame,stamp_ns,aux_stamp_ns,x,y,w,h,score,state\n").map_err(io_err(&csv_path))?;
+        csv.write_all(b"frame,stamp_ns,aux_stamp_ns,x,y,w,h,score,state,x_m,y_m,z_m\n").map_err(io_err(&csv_path))?;
         let json_path = out_dir.join(TRACKS_JSON);
         let mut json = BufWriter::new(File::create(&json_path).map_err(io_err(&json_path))?);
         json.write_all(b"[").map_err(io_err(&json_path))?;
@@ -383,6 +447,7 @@ impl Outputs {
             detections,
             confidence,
             debug_image,
+            topics_3d,
             csv,
             csv_path,
             json,
@@ -420,13 +485,36 @@ impl Outputs {
         Ok(())
     }
 
+    /// RGB-D: the node's 3D answer to a pair (see [`output::outputs_3d`]).
+    fn answer_3d(&mut self, header: &Header, out: &output::Outputs3d) -> Result<(), ReplayError> {
+        let Some([point, detections, markers]) = self.topics_3d.clone() else { return Ok(()) };
+        let log_time_ns = u64::try_from(header.stamp_ns()).unwrap_or(0);
+        if let Some(p) = &out.target_point {
+            self.publish(&point, log_time_ns, p)?;
+        }
+        self.publish(&detections, log_time_ns, &out.detections_3d)?;
+        self.publish(&markers, log_time_ns, &out.markers)
+    }
+
     /// Appends a row to the CSV and JSON and flushes both, so a replay that is killed still
     /// leaves every row it made.
     fn row(&mut self, r: &TrackRow) -> Result<(), ReplayError> {
+        let metres = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         writeln!(
             self.csv,
-            "{},{},{},{:.3},{:.3},{:.3},{:.3},{:.6},{}",
-            r.frame, r.stamp_ns, r.aux_stamp_ns, r.x, r.y, r.w, r.h, r.score, r.state
+            "{},{},{},{:.3},{:.3},{:.3},{:.3},{:.6},{},{},{},{}",
+            r.frame,
+            r.stamp_ns,
+            r.aux_stamp_ns,
+            r.x,
+            r.y,
+            r.w,
+            r.h,
+            r.score,
+            r.state,
+            metres(r.x_m),
+            metres(r.y_m),
+            metres(r.z_m)
         )
         .and_then(|_| self.csv.flush())
         .map_err(io_err(&self.csv_path))?;
@@ -469,6 +557,8 @@ struct Replay<'a> {
     last_stamp_ns: [Option<i64>; 2],
     last_log_time_ns: Option<u64>,
     answered: Vec<Answered>,
+    /// RGB-D: the RGB camera's calibration in force.
+    camera: Option<CameraModel>,
     s: ReplaySummary,
 }
 
@@ -568,7 +658,7 @@ impl Replay<'_> {
     /// The node's inference step: decode, prepare, init or track, answer.
     fn process(&mut self, pair: &SyncedPair, mut init: Option<BoxXywh>, out: &mut Outputs) -> Result<(), ReplayError> {
         let start = Instant::now();
-        let frame = match self.frame(pair) {
+        let (frame, depth) = match self.frame(pair) {
             Ok(f) => f,
             Err((rgb, e)) => {
                 let n = if rgb { &mut self.s.frame_errors.rgb_image } else { &mut self.s.frame_errors.aux_image };
@@ -621,6 +711,7 @@ impl Replay<'_> {
         }
         self.last_answered_ns = Some(pair.stamp_ns);
         out.answer(pair.rgb.header(), &frame, result.as_ref(), self.track_id, &self.opts.params)?;
+        let target = self.answer_3d(pair, &frame, depth.as_ref(), result.as_ref(), out)?;
         self.s.answered += 1;
         if self.s.inits_applied == 0 {
             self.s.answered_before_init += 1;
@@ -635,6 +726,9 @@ impl Replay<'_> {
             h: r.bbox.h,
             score: r.score,
             state: r.state,
+            x_m: target.map(|t| t.position_m[0]),
+            y_m: target.map(|t| t.position_m[1]),
+            z_m: target.map(|t| t.position_m[2]),
         });
         if let Some(r) = &row {
             out.row(r)?;
@@ -644,13 +738,83 @@ impl Replay<'_> {
         Ok(())
     }
 
-    /// The 6-channel frame of a pair; the error says which image failed (true: RGB).
-    fn frame(&self, pair: &SyncedPair) -> Result<ImageU8, (bool, String)> {
+    /// RGB-D with a calibration: places the target in 3D as the node does and writes the 3D
+    /// outputs; the target, when there is one.
+    fn answer_3d(
+        &mut self,
+        pair: &SyncedPair,
+        frame: &ImageU8,
+        depth: Option<&DepthImage>,
+        result: Option<&TrackResult>,
+        out: &mut Outputs,
+    ) -> Result<Option<Target3d>, ReplayError> {
+        if self.opts.params.modality != Modality::Depth {
+            return Ok(None);
+        }
+        let Some(camera) = &self.camera else {
+            if let Some(c) = &mut self.s.camera_info {
+                c.pairs_before_first += 1;
+            }
+            return Ok(None);
+        };
+        let size = (frame.width, frame.height);
+        let target = match target3d::target_of(&self.opts.params, camera, depth, size, result) {
+            Ok(t) => t,
+            Err(e) => {
+                self.s.depth_missing += 1;
+                if self.s.depth_missing <= LOGGED_FRAME_ERRORS {
+                    log::warn!("no 3D position for the pair stamped {} ns: {e}", pair.stamp_ns);
+                }
+                None
+            }
+        };
+        let params = &self.opts.params;
+        let answer =
+            output::outputs_3d(pair.rgb.header(), camera, target.as_ref(), result, &params.class_id, self.track_id);
+        out.answer_3d(pair.rgb.header(), &answer)?;
+        self.s.targets_3d += u64::from(target.is_some());
+        Ok(target)
+    }
+
+    /// A message on the CameraInfo topic: the latest valid calibration is used from now on.
+    fn camera_info_message(&mut self, m: &BagMessage) {
+        let counts = self.s.camera_info.get_or_insert_with(CameraInfoCounts::default);
+        counts.read += 1;
+        let info = match CameraInfo::decode(&m.data) {
+            Ok(info) => info,
+            Err(e) => {
+                counts.malformed += 1;
+                if counts.malformed <= LOGGED_FRAME_ERRORS {
+                    log::warn!("skipping a malformed message on {} logged at {} ns: {e}", m.topic, m.log_time_ns);
+                }
+                return;
+            }
+        };
+        match CameraModel::from_camera_info(&info) {
+            Ok(model) => {
+                if self.camera.as_ref() != Some(&model) {
+                    log::info!("RGB camera calibration from {}: {}", m.topic, model.describe());
+                }
+                self.camera = Some(model);
+            }
+            Err(e) => {
+                counts.invalid += 1;
+                if counts.invalid <= LOGGED_FRAME_ERRORS {
+                    log::warn!("ignoring the CameraInfo on {} logged at {} ns: {e}", m.topic, m.log_time_ns);
+                }
+            }
+        }
+    }
+
+    /// The 6-channel frame of a pair and, in RGB-D, its raw depth; the error says which image
+    /// failed (true: RGB).
+    fn frame(&self, pair: &SyncedPair) -> Result<(ImageU8, Option<DepthImage>), (bool, String)> {
         let p = &self.opts.params;
         let rgb = pair.rgb.decode().map_err(|e| (true, format!("rgb image: {e}")))?;
         let rgb = sensor::prepare_rgb(rgb).map_err(|e| (true, format!("rgb image: {e}")))?;
         let aux = pair.aux.decode().map_err(|e| (false, format!("aux image: {e}")))?;
-        sensor::prepare_frame(&rgb, aux, p.modality, &p.aux_config()).map_err(|e| (false, format!("aux image: {e}")))
+        sensor::prepare_frame_keeping_depth(&rgb, aux, p.modality, &p.aux_config())
+            .map_err(|e| (false, format!("aux image: {e}")))
     }
 
     /// Fills in the synchroniser's counts. Per stream (RGB, aux): `flushed` messages were dropped
@@ -720,8 +884,20 @@ pub fn replay(
     crate::limits::check_distinct_topics(&opts.rgb_topic, &opts.aux_topic)?;
     let sync = ApproxSync::new(opts.params.sync_config())?;
     let reader = BagReader::open(bag)?;
+    if opts.camera != CameraSource::None && opts.params.modality != Modality::Depth {
+        return Err(ReplayError::CameraWithoutDepth { modality: opts.params.modality });
+    }
     let mut topics = vec![opts.rgb_topic.as_str(), opts.aux_topic.as_str()];
     if let InitSource::Topic(t) = &opts.init {
+        topics.push(t);
+    }
+    let camera_topic = match &opts.camera {
+        CameraSource::Topic(t) => Some(t.as_str()),
+        _ => None,
+    };
+    if let Some(t) = camera_topic {
+        crate::limits::check_distinct_topics(t, &opts.rgb_topic)?;
+        crate::limits::check_distinct_topics(t, &opts.aux_topic)?;
         topics.push(t);
     }
     reader.check_topics(&topics)?;
@@ -733,6 +909,11 @@ pub fn replay(
     if let InitSource::Topic(t) = &opts.init {
         if let Some(info) = reader.topic(t).filter(|i| !is_init(&i.type_name)) {
             return Err(ReplayError::NotInit { topic: info.name.clone(), type_name: info.type_name.clone() });
+        }
+    }
+    if let Some(t) = camera_topic {
+        if let Some(info) = reader.topic(t).filter(|i| i.type_name != CameraInfo::TYPE_NAME) {
+            return Err(ReplayError::NotCameraInfo { topic: info.name.clone(), type_name: info.type_name.clone() });
         }
     }
     tracker.reset();
@@ -752,6 +933,10 @@ pub fn replay(
         last_stamp_ns: [None, None],
         last_log_time_ns: None,
         answered: Vec::new(),
+        camera: match &opts.camera {
+            CameraSource::Intrinsics(k) => Some(CameraModel::from_intrinsics(*k)),
+            _ => None,
+        },
         s: ReplaySummary {
             rgb: StreamCounts::new(&opts.rgb_topic),
             aux: StreamCounts::new(&opts.aux_topic),
@@ -759,6 +944,7 @@ pub fn replay(
                 InitSource::Topic(t) => Some(InitCounts { topic: t.clone(), ..InitCounts::default() }),
                 InitSource::Box(_) => None,
             },
+            camera_info: camera_topic.map(|t| CameraInfoCounts { topic: t.into(), ..CameraInfoCounts::default() }),
             notes: reader.notes().to_vec(),
             ..ReplaySummary::default()
         },
@@ -787,6 +973,9 @@ pub fn replay(
             r.camera(Stream::Rgb, &m, &mut out)
         } else if m.topic == opts.aux_topic {
             r.camera(Stream::Aux, &m, &mut out)
+        } else if Some(m.topic.as_str()) == camera_topic {
+            r.camera_info_message(&m);
+            Ok(())
         } else {
             r.init_message(&m, &mut out)
         };
@@ -846,6 +1035,12 @@ pub fn replay(
             };
             stop = Some(ReplayError::NoInit(why));
         }
+    }
+    if opts.params.modality == Modality::Depth && r.camera.is_none() {
+        r.s.notes.push(match camera_topic {
+            Some(t) => format!("no valid CameraInfo on {t}: no 3D outputs"),
+            None => "RGB-D without a camera calibration (--camera-info-topic or --intrinsics): no 3D outputs".into(),
+        });
     }
     r.s.stopped = stop.as_ref().map(|e| e.to_string());
     let mut summary = r.s;

@@ -37,7 +37,7 @@ pub enum Command {
     Eval(eval::Args),
     /// Track through a recorded rosbag2 bag (MCAP or sqlite3) offline; writes an output bag and
     /// CSV/JSON.
-    Replay(replay::Args),
+    Replay(Box<replay::Args>),
     /// Write benchmark sequences (LasHeR, RGBT234, GTOT, DepthTrack, VisEvent) as rosbag2 MCAP
     /// bags with the ground truth as a topic, for `ros2 bag play` and `patrack replay`.
     Bag(bag::Args),
@@ -62,7 +62,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run(a) => run::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Eval(a) => eval::run(a),
-        Command::Replay(a) => replay::run(a),
+        Command::Replay(a) => replay::run(*a),
         Command::Bag(a) => bag::run(a),
         Command::InitWeights(a) => init_weights::run(a),
         Command::Train(a) => train::run(a),

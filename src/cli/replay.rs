@@ -13,9 +13,12 @@ use anyhow::Context;
 
 use super::common::{catch_interrupt, ModelArgs};
 use super::run::parse_box;
-use crate::bag::replay::{self, InitSource, ReplayError, ReplayOptions, ReplayProgress, ReplaySummary, StreamCounts};
+use crate::bag::replay::{
+    self, CameraSource, InitSource, ReplayError, ReplayOptions, ReplayProgress, ReplaySummary, StreamCounts,
+};
 use crate::eval::layout::{self, DatasetKind, FrameResult};
 use crate::ros::params::NodeParams;
+use crate::sensor::camera::PinholeIntrinsics;
 use crate::sensor::Modality;
 use crate::tracker::{BoxXywh, Tracker};
 
@@ -47,6 +50,16 @@ pub struct Args {
     /// Widest RGB/aux stamp spread accepted when pairing, seconds (overrides sync.max_interval_s).
     #[arg(long)]
     pub max_interval_s: Option<f64>,
+    /// RGB-D: the RGB camera's sensor_msgs/CameraInfo topic; the latest message before each pair
+    /// is used, as the node uses the latest it received. Gives ~/target_point, ~/detections_3d
+    /// and ~/markers in the output bag and x_m,y_m,z_m in tracks.csv.
+    #[arg(long, conflicts_with = "intrinsics")]
+    pub camera_info_topic: Option<String>,
+    /// RGB-D: the RGB camera's pinhole intrinsics fx,fy,cx,cy in pixels (pixel-centre
+    /// convention, as in CameraInfo's K), for bags without a CameraInfo topic (converted
+    /// DepthTrack sequences).
+    #[arg(long, value_parser = parse_intrinsics)]
+    pub intrinsics: Option<PinholeIntrinsics>,
     /// Also write the debug images (sensor_msgs/Image rgb8) to ~/debug_image.
     #[arg(long)]
     pub debug_images: bool,
@@ -102,6 +115,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     opts.namespace = args.namespace.clone();
     opts.node_name = args.node_name.clone();
     opts.force = args.force;
+    opts.camera = match (args.camera_info_topic.clone(), args.intrinsics) {
+        (Some(t), _) => CameraSource::Topic(t),
+        (None, Some(k)) => CameraSource::Intrinsics(k),
+        (None, None) => CameraSource::None,
+    };
     let model = args.model.build()?;
     let mut tracker = Tracker::new(model, opts.params.tracker_config()).map_err(anyhow::Error::msg)?;
 
@@ -165,6 +183,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `fx,fy,cx,cy` in pixels.
+fn parse_intrinsics(s: &str) -> Result<PinholeIntrinsics, String> {
+    let v: Vec<f64> =
+        s.split(',').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| format!("\"{s}\": {e}"))?;
+    match v.as_slice() {
+        [fx, fy, cx, cy] => PinholeIntrinsics::new(*fx, *fy, *cx, *cy).map_err(|e| format!("\"{s}\": {e}")),
+        _ => Err(format!("expected fx,fy,cx,cy in pixels, got \"{s}\"")),
+    }
+}
+
 /// The bag folder's (or file's) name, the sequence name `patrack bag` gives a converted bag.
 fn bench_sequence_name(bag: &std::path::Path) -> anyhow::Result<String> {
     let name = if bag.is_dir() { bag.file_name() } else { bag.file_stem() };
@@ -205,6 +233,18 @@ fn print_summary(s: &ReplaySummary, seconds: f64) {
             i.topic, i.read, i.without_box, i.malformed, i.ignored
         );
     }
+    if let Some(c) = &s.camera_info {
+        println!(
+            "  camera info {}: {} read, {} malformed, {} refused; {} answered pairs before the first valid one",
+            c.topic, c.read, c.malformed, c.invalid, c.pairs_before_first
+        );
+    }
+    if s.targets_3d > 0 || s.depth_missing > 0 {
+        println!(
+            "  3D: {} answered pairs placed, {} tracked pairs without a 3D position (too few depth readings in the box)",
+            s.targets_3d, s.depth_missing
+        );
+    }
     println!(
         "  pairs skipped: {} (rgb image), {} (aux image) could not be decoded or combined; \
          {} tracking errors, {} initial boxes applied, {} rejected",
@@ -230,4 +270,21 @@ fn print_summary(s: &ReplaySummary, seconds: f64) {
         s.json.display(),
         s.summary.display()
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intrinsics_are_four_numbers_with_positive_focal_lengths() {
+        let k = parse_intrinsics("600, 610,319.5,239.5").unwrap();
+        assert_eq!((k.fx_px, k.fy_px, k.cx_px, k.cy_px, k.width_px), (600.0, 610.0, 319.5, 239.5, 0));
+        assert_eq!(
+            parse_intrinsics("600,610,319.5").unwrap_err(),
+            "expected fx,fy,cx,cy in pixels, got \"600,610,319.5\""
+        );
+        assert!(parse_intrinsics("600,x,1,1").unwrap_err().starts_with("\"600,x,1,1\": invalid float"));
+        assert!(parse_intrinsics("0,600,1,1").unwrap_err().contains("focal lengths must be finite and positive"));
+    }
 }

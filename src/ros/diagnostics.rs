@@ -7,6 +7,7 @@ use crate::ros::msgs::{DiagnosticArray, DiagnosticStatus, Header, KeyValue, Time
 use crate::ros::node::NodeStats;
 use crate::ros::params::NodeParams;
 use crate::ros::sync::SyncStats;
+use crate::sensor::Modality;
 use crate::tracker::TargetState;
 
 /// Name of the node's entry in `/diagnostics`.
@@ -98,6 +99,17 @@ pub fn tracker_status(
     kv(&mut values, "track_id", stats.track_id.to_string());
     kv(&mut values, "processed_total", stats.processed.to_string());
     kv(&mut values, "device", device.to_owned());
+    if params.modality == Modality::Depth {
+        // Without a calibration the 3D outputs are silent; say so where operators look.
+        let camera = stats.camera.clone().unwrap_or_else(|| "none received: no 3D output".to_owned());
+        kv(&mut values, "camera_info", camera);
+        kv(&mut values, "camera_info_invalid_total", stats.camera_info_invalid.to_string());
+        kv(&mut values, "targets_3d_total", stats.targets_3d.to_string());
+        kv(&mut values, "depth_missing_total", stats.depth_missing.to_string());
+        if !stats.last_depth_missing.is_empty() {
+            kv(&mut values, "depth_missing_last", stats.last_depth_missing.clone());
+        }
+    }
     let received_cameras = cameras.iter().all(|i| stats.received[i.index()] > prev.received[i.index()]);
     let errors_now = stats.malformed.iter().sum::<u64>() > prev.malformed.iter().sum::<u64>()
         || stats.frame_errors > prev.frame_errors

@@ -1,8 +1,10 @@
 //! What the node subscribes to: topic names, types and QoS per input, and the decoded messages.
 
-use crate::ros::msgs::{CompressedImage, Detection2D, Empty, Header, Image, MsgError, RegionOfInterest, RosMessage};
+use crate::ros::msgs::{
+    CameraInfo, CompressedImage, Detection2D, Empty, Header, Image, MsgError, RegionOfInterest, RosMessage,
+};
 use crate::ros::params::{ImageTransport, NodeParams, Reliability};
-use crate::sensor;
+use crate::sensor::{self, Modality};
 
 /// Keep-last depth of the command subscriptions and of the output publishers (the ROS default
 /// profile).
@@ -20,6 +22,8 @@ pub enum Input {
     Init,
     InitRoi,
     Reset,
+    /// The RGB camera's calibration (RGB-D mode only).
+    RgbCameraInfo,
 }
 
 /// QoS of one subscription (history is always keep-last, durability volatile).
@@ -30,7 +34,7 @@ pub struct InputQos {
 }
 
 impl Input {
-    pub const COUNT: usize = 8;
+    pub const COUNT: usize = 9;
     pub const ALL: [Input; Input::COUNT] = [
         Input::Rgb,
         Input::Aux,
@@ -40,6 +44,7 @@ impl Input {
         Input::Init,
         Input::InitRoi,
         Input::Reset,
+        Input::RgbCameraInfo,
     ];
 
     pub fn topic(self) -> &'static str {
@@ -52,6 +57,7 @@ impl Input {
             Input::Init => "~/init",
             Input::InitRoi => "~/init_roi",
             Input::Reset => "~/reset",
+            Input::RgbCameraInfo => "rgb/camera_info",
         }
     }
 
@@ -62,12 +68,13 @@ impl Input {
             Input::Init => Detection2D::TYPE_NAME,
             Input::InitRoi => RegionOfInterest::TYPE_NAME,
             Input::Reset => Empty::TYPE_NAME,
+            Input::RgbCameraInfo => CameraInfo::TYPE_NAME,
         }
     }
 
-    /// A camera stream (as opposed to a command).
+    /// A camera image stream (as opposed to a command or a calibration).
     pub fn is_camera(self) -> bool {
-        !matches!(self, Input::Init | Input::InitRoi | Input::Reset)
+        !matches!(self, Input::Init | Input::InitRoi | Input::Reset | Input::RgbCameraInfo)
     }
 
     /// The RGB camera, raw or compressed.
@@ -76,7 +83,9 @@ impl Input {
     }
 
     /// Cameras take the `rgb.*` / `aux.*` QoS (best effort by default, so they receive from
-    /// reliable and best-effort publishers alike); commands are reliable.
+    /// reliable and best-effort publishers alike); commands are reliable. The camera info is best
+    /// effort keep last 1: only the latest matters, and drivers publish it reliable or best
+    /// effort.
     pub fn qos(self, params: &NodeParams) -> InputQos {
         let stream = match self {
             Input::Rgb | Input::RgbCompressed => &params.rgb,
@@ -84,6 +93,7 @@ impl Input {
             Input::Init | Input::InitRoi | Input::Reset => {
                 return InputQos { reliability: Reliability::Reliable, depth: COMMAND_QUEUE_DEPTH }
             }
+            Input::RgbCameraInfo => return InputQos { reliability: Reliability::BestEffort, depth: 1 },
         };
         InputQos { reliability: stream.reliability, depth: stream.depth as usize }
     }
@@ -96,6 +106,7 @@ impl Input {
             Input::Init => "init",
             Input::InitRoi => "init_roi",
             Input::Reset => "reset",
+            Input::RgbCameraInfo => "camera_info",
         }
     }
 
@@ -113,10 +124,15 @@ impl Input {
         [rgb, aux]
     }
 
-    /// Every topic to subscribe with these parameters: the two cameras, then the commands.
+    /// Every topic to subscribe with these parameters: the two cameras, then the commands, then
+    /// in RGB-D mode the RGB camera's calibration.
     pub fn subscribed(params: &NodeParams) -> Vec<Input> {
         let [rgb, aux] = Self::cameras(params);
-        vec![rgb, aux, Input::Init, Input::InitRoi, Input::Reset]
+        let mut inputs = vec![rgb, aux, Input::Init, Input::InitRoi, Input::Reset];
+        if params.modality == Modality::Depth {
+            inputs.push(Input::RgbCameraInfo);
+        }
+        inputs
     }
 
     pub fn index(self) -> usize {
@@ -132,6 +148,8 @@ pub enum InputMessage {
     Init(Detection2D),
     InitRoi(RegionOfInterest),
     Reset,
+    /// Boxed: a CameraInfo is three times the size of the other messages.
+    CameraInfo(Box<CameraInfo>),
 }
 
 impl InputMessage {
@@ -148,6 +166,7 @@ impl InputMessage {
                 Empty::decode(cdr)?;
                 InputMessage::Reset
             }
+            Input::RgbCameraInfo => InputMessage::CameraInfo(Box::new(CameraInfo::decode(cdr)?)),
         })
     }
 
@@ -158,6 +177,7 @@ impl InputMessage {
             InputMessage::Init(_) => Detection2D::TYPE_NAME,
             InputMessage::InitRoi(_) => RegionOfInterest::TYPE_NAME,
             InputMessage::Reset => Empty::TYPE_NAME,
+            InputMessage::CameraInfo(_) => CameraInfo::TYPE_NAME,
         }
     }
 }
@@ -239,6 +259,11 @@ mod tests {
         for (i, input) in Input::ALL.iter().enumerate() {
             assert_eq!(input.index(), i);
         }
+        assert!(!Input::subscribed(&p).contains(&Input::RgbCameraInfo));
+        p.modality = Modality::Depth;
+        assert_eq!(Input::subscribed(&p).last(), Some(&Input::RgbCameraInfo));
+        let q = Input::RgbCameraInfo.qos(&p);
+        assert_eq!(q, InputQos { reliability: Reliability::BestEffort, depth: 1 });
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The node as a ROS graph sees it: a managed (lifecycle) node around [`NodeCore`] that also
 //! answers the parameter services and the `std_srvs` switches. Transports create one
-//! [`ManagedNode`], subscribe and advertise what [`Input::subscribed`], [`Output::ALL`] and
+//! [`ManagedNode`], subscribe and advertise what [`Input::subscribed`], [`Output::advertised`] and
 //! [`Service::ALL`] list, and hand it raw CDR: messages to [`ManagedNode::handle`], requests to
 //! [`ManagedNode::call`]. Everything with behaviour is here and tested without a middleware.
 //!

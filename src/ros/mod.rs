@@ -14,4 +14,5 @@ pub mod params;
 pub mod slot;
 pub mod srv;
 pub mod sync;
+pub mod target3d;
 pub mod transport;

@@ -81,6 +81,14 @@ impl Time {
     }
 }
 
+/// `builtin_interfaces/msg/Duration`; zero means "forever" for a marker's lifetime.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Duration {
+    pub sec: i32,
+    pub nanosec: u32,
+}
+ros_message!(Duration, "builtin_interfaces/msg/Duration");
+
 /// `std_msgs/msg/Header`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Header {
@@ -102,6 +110,16 @@ pub struct Float32 {
     pub data: f32,
 }
 ros_message!(Float32, "std_msgs/msg/Float32");
+
+/// `std_msgs/msg/ColorRGBA`, each channel in [0, 1].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct ColorRGBA {
+    pub r: f32,
+    pub g: f32,
+    pub b: f32,
+    pub a: f32,
+}
+ros_message!(ColorRGBA, "std_msgs/msg/ColorRGBA");
 
 /// `std_msgs/msg/Empty`. rosidl gives every empty message this one placeholder byte, so it is
 /// on the wire (one byte after the header) even though `Empty.msg` declares no field.
@@ -205,6 +223,26 @@ pub struct RegionOfInterest {
 }
 ros_message!(RegionOfInterest, "sensor_msgs/msg/RegionOfInterest");
 
+/// `sensor_msgs/msg/CameraInfo`: the calibration of a camera. `k` is the row-major 3x3
+/// intrinsic matrix of the raw (distorted) image, `d` the distortion coefficients of
+/// `distortion_model`, `r` the rectification rotation and `p` the row-major 3x4 projection of the
+/// rectified image. `binning_*` 0 or 1 and an all-zero `roi` mean the full-resolution image.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CameraInfo {
+    pub header: Header,
+    pub height: u32,
+    pub width: u32,
+    pub distortion_model: String,
+    pub d: Vec<f64>,
+    pub k: [f64; 9],
+    pub r: [f64; 9],
+    pub p: [f64; 12],
+    pub binning_x: u32,
+    pub binning_y: u32,
+    pub roi: RegionOfInterest,
+}
+ros_message!(CameraInfo, "sensor_msgs/msg/CameraInfo");
+
 // ---------------------------------------------------------------------------------------------
 // geometry_msgs
 
@@ -216,6 +254,23 @@ pub struct Point {
     pub z: f64,
 }
 ros_message!(Point, "geometry_msgs/msg/Point");
+
+/// `geometry_msgs/msg/Vector3`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Vector3 {
+    pub x: f64,
+    pub y: f64,
+    pub z: f64,
+}
+ros_message!(Vector3, "geometry_msgs/msg/Vector3");
+
+/// `geometry_msgs/msg/PointStamped`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PointStamped {
+    pub header: Header,
+    pub point: Point,
+}
+ros_message!(PointStamped, "geometry_msgs/msg/PointStamped");
 
 /// `geometry_msgs/msg/Quaternion`; the default is the identity rotation, as in ROS (`w = 1`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -328,6 +383,95 @@ pub struct Detection2DArray {
 }
 ros_message!(Detection2DArray, "vision_msgs/msg/Detection2DArray");
 
+/// `vision_msgs/msg/BoundingBox3D`: centre pose and full size in metres.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct BoundingBox3D {
+    pub center: Pose,
+    pub size: Vector3,
+}
+ros_message!(BoundingBox3D, "vision_msgs/msg/BoundingBox3D");
+
+/// `vision_msgs/msg/Detection3D`; `id` is the tracking id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Detection3D {
+    pub header: Header,
+    pub results: Vec<ObjectHypothesisWithPose>,
+    pub bbox: BoundingBox3D,
+    pub id: String,
+}
+ros_message!(Detection3D, "vision_msgs/msg/Detection3D");
+
+/// `vision_msgs/msg/Detection3DArray`; an empty `detections` means "processed, no target".
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Detection3DArray {
+    pub header: Header,
+    pub detections: Vec<Detection3D>,
+}
+ros_message!(Detection3DArray, "vision_msgs/msg/Detection3DArray");
+
+// ---------------------------------------------------------------------------------------------
+// visualization_msgs
+
+/// `visualization_msgs/msg/UVCoordinate` (texture coordinates of a mesh marker).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct UVCoordinate {
+    pub u: f32,
+    pub v: f32,
+}
+ros_message!(UVCoordinate, "visualization_msgs/msg/UVCoordinate");
+
+/// `visualization_msgs/msg/MeshFile` (an embedded mesh of a mesh marker).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MeshFile {
+    pub filename: String,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+ros_message!(MeshFile, "visualization_msgs/msg/MeshFile");
+
+/// `visualization_msgs/msg/Marker` (Humble and Jazzy layout; Jazzy only adds the constant
+/// `ARROW_STRIP`). Texture and mesh fields stay empty for the shapes the node draws.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Marker {
+    pub header: Header,
+    pub ns: String,
+    pub id: i32,
+    #[serde(rename = "type")]
+    pub type_: i32,
+    pub action: i32,
+    pub pose: Pose,
+    pub scale: Vector3,
+    pub color: ColorRGBA,
+    pub lifetime: Duration,
+    pub frame_locked: bool,
+    pub points: Vec<Point>,
+    pub colors: Vec<ColorRGBA>,
+    pub texture_resource: String,
+    pub texture: CompressedImage,
+    pub uv_coordinates: Vec<UVCoordinate>,
+    pub text: String,
+    pub mesh_resource: String,
+    pub mesh_file: MeshFile,
+    pub mesh_use_embedded_materials: bool,
+}
+ros_message!(Marker, "visualization_msgs/msg/Marker");
+
+impl Marker {
+    pub const CUBE: i32 = 1;
+    pub const SPHERE: i32 = 2;
+    pub const TEXT_VIEW_FACING: i32 = 9;
+    pub const ADD: i32 = 0;
+    pub const DELETE: i32 = 2;
+    pub const DELETEALL: i32 = 3;
+}
+
+/// `visualization_msgs/msg/MarkerArray`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MarkerArray {
+    pub markers: Vec<Marker>,
+}
+ros_message!(MarkerArray, "visualization_msgs/msg/MarkerArray");
+
 // ---------------------------------------------------------------------------------------------
 // diagnostic_msgs
 
@@ -373,14 +517,19 @@ ros_message!(DiagnosticArray, "diagnostic_msgs/msg/DiagnosticArray");
 /// normal form rosbags and rosbag2 put into MCAP schemas; none of that changes the wire format.
 pub const DEFINITIONS: &[(&str, &str)] = &[
     ("builtin_interfaces/msg/Time", include_str!("../../msg/builtin_interfaces/Time.msg")),
+    ("builtin_interfaces/msg/Duration", include_str!("../../msg/builtin_interfaces/Duration.msg")),
     ("std_msgs/msg/Header", include_str!("../../msg/std_msgs/Header.msg")),
     ("std_msgs/msg/Float32", include_str!("../../msg/std_msgs/Float32.msg")),
     ("std_msgs/msg/Empty", include_str!("../../msg/std_msgs/Empty.msg")),
+    ("std_msgs/msg/ColorRGBA", include_str!("../../msg/std_msgs/ColorRGBA.msg")),
     ("rosgraph_msgs/msg/Clock", include_str!("../../msg/rosgraph_msgs/Clock.msg")),
     ("sensor_msgs/msg/Image", include_str!("../../msg/sensor_msgs/Image.msg")),
     ("sensor_msgs/msg/CompressedImage", include_str!("../../msg/sensor_msgs/CompressedImage.msg")),
     ("sensor_msgs/msg/RegionOfInterest", include_str!("../../msg/sensor_msgs/RegionOfInterest.msg")),
+    ("sensor_msgs/msg/CameraInfo", include_str!("../../msg/sensor_msgs/CameraInfo.msg")),
     ("geometry_msgs/msg/Point", include_str!("../../msg/geometry_msgs/Point.msg")),
+    ("geometry_msgs/msg/PointStamped", include_str!("../../msg/geometry_msgs/PointStamped.msg")),
+    ("geometry_msgs/msg/Vector3", include_str!("../../msg/geometry_msgs/Vector3.msg")),
     ("geometry_msgs/msg/Quaternion", include_str!("../../msg/geometry_msgs/Quaternion.msg")),
     ("geometry_msgs/msg/Pose", include_str!("../../msg/geometry_msgs/Pose.msg")),
     ("geometry_msgs/msg/PoseWithCovariance", include_str!("../../msg/geometry_msgs/PoseWithCovariance.msg")),
@@ -392,6 +541,13 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ("vision_msgs/msg/Detection2D", include_str!("../../msg/vision_msgs/Detection2D.msg")),
     ("vision_msgs/msg/Detection2DArray", include_str!("../../msg/vision_msgs/Detection2DArray.msg")),
     ("vision_msgs/msg/Classification", include_str!("../../msg/vision_msgs/Classification.msg")),
+    ("vision_msgs/msg/BoundingBox3D", include_str!("../../msg/vision_msgs/BoundingBox3D.msg")),
+    ("vision_msgs/msg/Detection3D", include_str!("../../msg/vision_msgs/Detection3D.msg")),
+    ("vision_msgs/msg/Detection3DArray", include_str!("../../msg/vision_msgs/Detection3DArray.msg")),
+    ("visualization_msgs/msg/UVCoordinate", include_str!("../../msg/visualization_msgs/UVCoordinate.msg")),
+    ("visualization_msgs/msg/MeshFile", include_str!("../../msg/visualization_msgs/MeshFile.msg")),
+    ("visualization_msgs/msg/Marker", include_str!("../../msg/visualization_msgs/Marker.msg")),
+    ("visualization_msgs/msg/MarkerArray", include_str!("../../msg/visualization_msgs/MarkerArray.msg")),
     ("diagnostic_msgs/msg/KeyValue", include_str!("../../msg/diagnostic_msgs/KeyValue.msg")),
     ("diagnostic_msgs/msg/DiagnosticStatus", include_str!("../../msg/diagnostic_msgs/DiagnosticStatus.msg")),
     ("diagnostic_msgs/msg/DiagnosticArray", include_str!("../../msg/diagnostic_msgs/DiagnosticArray.msg")),
@@ -458,6 +614,18 @@ pub fn decode_to_json(type_name: &str, bytes: &[u8]) -> Option<Result<serde_json
     }
     let decoded = match type_name {
         Time::TYPE_NAME => json::<Time>(bytes),
+        Duration::TYPE_NAME => json::<Duration>(bytes),
+        ColorRGBA::TYPE_NAME => json::<ColorRGBA>(bytes),
+        CameraInfo::TYPE_NAME => json::<CameraInfo>(bytes),
+        Vector3::TYPE_NAME => json::<Vector3>(bytes),
+        PointStamped::TYPE_NAME => json::<PointStamped>(bytes),
+        BoundingBox3D::TYPE_NAME => json::<BoundingBox3D>(bytes),
+        Detection3D::TYPE_NAME => json::<Detection3D>(bytes),
+        Detection3DArray::TYPE_NAME => json::<Detection3DArray>(bytes),
+        UVCoordinate::TYPE_NAME => json::<UVCoordinate>(bytes),
+        MeshFile::TYPE_NAME => json::<MeshFile>(bytes),
+        Marker::TYPE_NAME => json::<Marker>(bytes),
+        MarkerArray::TYPE_NAME => json::<MarkerArray>(bytes),
         Header::TYPE_NAME => json::<Header>(bytes),
         Float32::TYPE_NAME => json::<Float32>(bytes),
         Empty::TYPE_NAME => json::<Empty>(bytes),

@@ -34,12 +34,16 @@ use std::time::{Duration, Instant};
 use crate::model::PATrack;
 use crate::ros::inputs::CameraMsg;
 pub use crate::ros::inputs::{Input, InputMessage};
-use crate::ros::msgs::{Detection2D, DiagnosticArray, Header, MsgError, RegionOfInterest, RosMessage, Time};
+use crate::ros::msgs::{
+    CameraInfo, Detection2D, DiagnosticArray, Header, MsgError, RegionOfInterest, RosMessage, Time,
+};
 use crate::ros::output::{self, Output};
 use crate::ros::params::{NodeParams, ParamsError};
 use crate::ros::slot::{lock, Slot, Warner};
 use crate::ros::sync::{ApproxSync, SyncError, SyncStats};
-use crate::sensor::{self, ImageU8};
+use crate::ros::target3d::{self, CameraModel};
+use crate::sensor::depth::{DepthImage, NoDepth};
+use crate::sensor::{self, ImageU8, Modality};
 use crate::tracker::{BoxXywh, TargetState, TrackResult, Tracker};
 
 /// Synchronized pairs kept after pairing, so that `~/init` stamped with a frame the operator
@@ -127,6 +131,14 @@ pub struct NodeStats {
     pub inference_ms_sum: f64,
     pub latency_ms_sum: f64,
     pub latency_ms_max: f64,
+    /// RGB-D: `CameraInfo` messages received and refused (invalid calibration), the camera in
+    /// use (its description), answered pairs placed in 3D and tracked pairs without a depth.
+    pub camera_info_received: u64,
+    pub camera_info_invalid: u64,
+    pub camera: Option<String>,
+    pub targets_3d: u64,
+    pub depth_missing: u64,
+    pub last_depth_missing: String,
 }
 
 #[derive(Debug)]
@@ -167,6 +179,8 @@ struct Shared {
     warner: Mutex<Warner>,
     device: String,
     inference_alive: AtomicBool,
+    /// The RGB camera from the latest valid `rgb/camera_info` (RGB-D).
+    camera: Mutex<Option<CameraModel>>,
 }
 
 impl Shared {
@@ -257,6 +271,7 @@ impl NodeCore {
             stats: Mutex::new(NodeStats { inference_alive: true, ..NodeStats::default() }),
             warner: Mutex::new(Warner::default()),
             inference_alive: AtomicBool::new(true),
+            camera: Mutex::new(None),
         });
         let mut threads = Vec::new();
         let s = shared.clone();
@@ -368,10 +383,35 @@ impl NodeCore {
             (Input::Init, InputMessage::Init(det)) => self.on_init(&det),
             (Input::InitRoi, InputMessage::InitRoi(roi)) => self.on_init_roi(&roi),
             (Input::Reset, InputMessage::Reset) => self.reset(),
+            (Input::RgbCameraInfo, InputMessage::CameraInfo(info)) => self.on_camera_info(&info),
             (_, other) => {
                 self.shared.stats().malformed[input.index()] += 1;
                 let kind = other.kind();
                 self.shared.warn(input.topic(), || format!("dropping a {kind} received on {}", input.topic()));
+            }
+        }
+    }
+
+    /// The latest valid calibration replaces the one in use; an invalid one is refused (counted
+    /// and warned about, rate-limited) and the previous one stays.
+    fn on_camera_info(&self, info: &CameraInfo) {
+        self.shared.stats().camera_info_received += 1;
+        match CameraModel::from_camera_info(info) {
+            Ok(model) => {
+                let mut camera = lock(&self.shared.camera);
+                if camera.as_ref() != Some(&model) {
+                    let description = model.describe();
+                    log::info!("RGB camera calibration from {}: {description}", Input::RgbCameraInfo.topic());
+                    *camera = Some(model);
+                    drop(camera);
+                    self.shared.stats().camera = Some(description);
+                }
+            }
+            Err(e) => {
+                self.shared.stats().camera_info_invalid += 1;
+                self.shared.warn("camera_info", || {
+                    format!("ignoring the CameraInfo on {}: {e}", Input::RgbCameraInfo.topic())
+                });
             }
         }
     }
@@ -555,12 +595,21 @@ struct Inference<'a> {
     initial_box_used: bool,
     /// Stamp of the newest pair answered on `~/detections`.
     last_answered_ns: Option<i64>,
+    /// The one-time hint that RGB-D 3D outputs wait for a `CameraInfo` was given.
+    camera_hint_given: bool,
 }
 
 fn inference_loop(shared: &Shared, tracker: Tracker) {
     let (params_generation, params) = shared.params();
-    let mut inf =
-        Inference { shared, tracker, params_generation, params, initial_box_used: false, last_answered_ns: None };
+    let mut inf = Inference {
+        shared,
+        tracker,
+        params_generation,
+        params,
+        initial_box_used: false,
+        last_answered_ns: None,
+        camera_hint_given: false,
+    };
     while let Some(work) = shared.work.take() {
         inf.refresh_params();
         if work.reset {
@@ -624,11 +673,12 @@ impl Inference<'_> {
         }
     }
 
-    fn frame(&self, pair: &SyncedPair) -> Result<ImageU8, String> {
+    /// The 6-channel frame of a pair, and in RGB-D mode its raw depth image.
+    fn frame(&self, pair: &SyncedPair) -> Result<(ImageU8, Option<DepthImage>), String> {
         let rgb = pair.rgb.decode().map_err(|e| format!("rgb image: {e}"))?;
         let rgb = sensor::prepare_rgb(rgb).map_err(|e| format!("rgb image: {e}"))?;
         let aux = pair.aux.decode().map_err(|e| format!("aux image: {e}"))?;
-        sensor::prepare_frame(&rgb, aux, self.params.modality, &self.params.aux_config())
+        sensor::prepare_frame_keeping_depth(&rgb, aux, self.params.modality, &self.params.aux_config())
             .map_err(|e| format!("aux image: {e}"))
     }
 
@@ -637,7 +687,7 @@ impl Inference<'_> {
     fn process(&mut self, pair: &SyncedPair, mut init_box: Option<BoxXywh>) {
         self.refresh_params();
         let start = Instant::now();
-        let frame = match self.frame(pair) {
+        let (frame, depth) = match self.frame(pair) {
             Ok(f) => f,
             Err(e) => {
                 self.shared.stats().frame_errors += 1;
@@ -690,6 +740,9 @@ impl Inference<'_> {
         self.shared.publish(Output::Detections, &output::detections(&header, result.as_ref(), class_id, track_id));
         self.shared.publish(Output::Confidence, &output::confidence(result.as_ref()));
         self.shared.publish(Output::ConfidenceStamped, &output::confidence_stamped(&header, result.as_ref(), class_id));
+        if self.params.modality == Modality::Depth {
+            self.publish_3d(&header, &frame, depth.as_ref(), result.as_ref(), track_id);
+        }
         let latency_ms = pair.completed.elapsed().as_secs_f64() * 1e3;
         {
             let mut stats = self.shared.stats();
@@ -706,6 +759,60 @@ impl Inference<'_> {
             if replaced {
                 self.shared.stats().debug_skipped += 1;
             }
+        }
+    }
+
+    /// RGB-D: places the tracked box in 3D and publishes `~/target_point` (only with a 3D
+    /// target), `~/detections_3d` and `~/markers` (every answered pair). Nothing is published
+    /// before the first valid `CameraInfo`.
+    fn publish_3d(
+        &mut self,
+        header: &Header,
+        frame: &ImageU8,
+        depth: Option<&DepthImage>,
+        result: Option<&TrackResult>,
+        track_id: u64,
+    ) {
+        let Some(camera) = lock(&self.shared.camera).clone() else {
+            if !std::mem::replace(&mut self.camera_hint_given, true) {
+                log::warn!(
+                    "no valid sensor_msgs/CameraInfo on {} yet: ~/target_point, ~/detections_3d and ~/markers stay \
+                     silent until one arrives (remap it to the RGB camera's camera_info topic)",
+                    Input::RgbCameraInfo.topic()
+                );
+            }
+            return;
+        };
+        let size = (frame.width, frame.height);
+        let target = match target3d::target_of(&self.params, &camera, depth, size, result) {
+            Ok(t) => t,
+            Err(e) => {
+                self.note_no_depth(header, &e);
+                None
+            }
+        };
+        let out = output::outputs_3d(header, &camera, target.as_ref(), result, &self.params.class_id, track_id);
+        if let Some(point) = &out.target_point {
+            self.shared.publish(Output::TargetPoint, point);
+            self.shared.stats().targets_3d += 1;
+        }
+        self.shared.publish(Output::Detections3d, &out.detections_3d);
+        self.shared.publish(Output::Markers, &out.markers);
+    }
+
+    /// A tracked box without a 3D position: counted; a calibration that does not fit the images
+    /// is warned about (rate-limited), a box without enough depth readings only logged at debug.
+    fn note_no_depth(&self, header: &Header, e: &NoDepth) {
+        let mut stats = self.shared.stats();
+        stats.depth_missing += 1;
+        stats.last_depth_missing = e.to_string();
+        drop(stats);
+        let stamp_ns = header.stamp_ns();
+        match e {
+            NoDepth::Camera(_) | NoDepth::Inconsistent => {
+                self.shared.warn("target3d", || format!("no 3D position for the pair stamped {stamp_ns} ns: {e}"))
+            }
+            _ => log::debug!("no 3D position for the pair stamped {stamp_ns} ns: {e}"),
         }
     }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_yaml::{Mapping, Value};
 
 use crate::ros::sync::SyncConfig;
+use crate::sensor::depth::{DepthSampling, DepthStatistic};
 use crate::sensor::{AuxConfig, Modality, ThermalScaling};
 use crate::tracker::{BoxXywh, TrackerConfig};
 
@@ -140,6 +141,11 @@ pub const PARAMETERS: &[ParamSpec] = &[
     spec("thermal.low", K::Double, true, "percentile: lower percentile; fixed: the value mapped to 0"),
     spec("thermal.high", K::Double, true, "percentile: upper percentile; fixed: the value mapped to 255"),
     spec("registration.homography", K::DoubleArray(9), true, "row-major 3x3 homography from RGB pixel to aux pixel coordinates; identity: only resized"),
+    ranged("depth.roi_fraction", K::Double, true, ParamRange::Double { from: 0.05, to: 1.0 }, "RGB-D: side of the centred part of the box whose depth pixels give the target's distance, relative to the box's"),
+    choice("depth.statistic", true, "median | mode", "RGB-D: the distance from the valid depth pixels: median, or the median of the densest 4 % depth interval (the largest surface)"),
+    ranged("depth.min_m", K::Double, true, ParamRange::Double { from: 0.0, to: 1000.0 }, "RGB-D: nearest valid depth, m (nearer readings are ignored)"),
+    ranged("depth.max_m", K::Double, true, ParamRange::Double { from: 0.0, to: 1000.0 }, "RGB-D: farthest valid depth, m (farther readings are ignored)"),
+    ranged("depth.min_valid_fraction", K::Double, true, ParamRange::Double { from: 0.0, to: 1.0 }, "RGB-D: least share of the sampled depth pixels with a valid reading; below it the frame has no 3D output"),
 ];
 
 /// Largest `tracker.lost_search_scale`: the search crop grows with it, and at 4 it already covers
@@ -274,6 +280,34 @@ impl Default for RegistrationParams {
 
 const IDENTITY: [f64; 9] = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0];
 
+/// `depth.*`: the target's distance in RGB-D mode (see [`crate::sensor::depth`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DepthParams {
+    /// Side of the sampled central part relative to the box's.
+    pub roi_fraction: f64,
+    /// `median` or `mode`.
+    pub statistic: String,
+    /// Valid depth readings lie in `[min_m, max_m]`, metres.
+    pub min_m: f64,
+    pub max_m: f64,
+    /// Least share of sampled pixels with a valid reading.
+    pub min_valid_fraction: f64,
+}
+
+impl Default for DepthParams {
+    fn default() -> Self {
+        let d = DepthSampling::default();
+        Self {
+            roi_fraction: d.roi_fraction,
+            statistic: "median".into(),
+            min_m: d.min_m,
+            max_m: d.max_m,
+            min_valid_fraction: d.min_valid_fraction,
+        }
+    }
+}
+
 /// Every parameter of the node, with the defaults of `config/patrack.yaml` (see [`PARAMETERS`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -302,6 +336,7 @@ pub struct NodeParams {
     pub tracker: TrackerParams,
     pub thermal: ThermalParams,
     pub registration: RegistrationParams,
+    pub depth: DepthParams,
 }
 
 impl Default for NodeParams {
@@ -331,6 +366,7 @@ impl Default for NodeParams {
             tracker: TrackerParams::default(),
             thermal: ThermalParams::default(),
             registration: RegistrationParams::default(),
+            depth: DepthParams::default(),
         }
     }
 }
@@ -538,6 +574,15 @@ impl NodeParams {
         if let Err(e) = self.tracker_config().validate() {
             return invalid("tracker", e.to_string());
         }
+        if let Err(e) = self.depth_statistic() {
+            return invalid("depth.statistic", e);
+        }
+        if self.depth.min_m >= self.depth.max_m {
+            return invalid(
+                "depth",
+                format!("need min_m < max_m, got min_m {}, max_m {}", self.depth.min_m, self.depth.max_m),
+            );
+        }
         Ok(())
     }
 
@@ -580,6 +625,25 @@ impl NodeParams {
         let h = self.registration.homography;
         let aux_from_rgb = (h != IDENTITY).then(|| [[h[0], h[1], h[2]], [h[3], h[4], h[5]], [h[6], h[7], h[8]]]);
         AuxConfig { thermal_scaling: self.thermal_scaling().unwrap_or_default(), aux_from_rgb }
+    }
+
+    /// The RGB-D depth estimate's settings.
+    pub fn depth_sampling(&self) -> DepthSampling {
+        DepthSampling {
+            roi_fraction: self.depth.roi_fraction,
+            min_m: self.depth.min_m,
+            max_m: self.depth.max_m,
+            statistic: self.depth_statistic().unwrap_or(DepthStatistic::Median),
+            min_valid_fraction: self.depth.min_valid_fraction,
+        }
+    }
+
+    fn depth_statistic(&self) -> Result<DepthStatistic, String> {
+        match self.depth.statistic.as_str() {
+            "median" => Ok(DepthStatistic::Median),
+            "mode" => Ok(DepthStatistic::Mode),
+            other => Err(format!("must be median or mode, got \"{other}\"")),
+        }
     }
 
     /// The box to start tracking on the first pair, when the parameter is set.
@@ -857,6 +921,11 @@ mod tests {
             ("    thermal:\n      scaling: log\n", "thermal"),
             ("    thermal:\n      low: 50.0\n      high: 10.0\n", "thermal"),
             ("    registration:\n      homography: [0, 0, 0, 0, 0, 0, 0, 0, 0]\n", "registration.homography"),
+            ("    depth:\n      roi_fraction: 0.0\n", "depth.roi_fraction"),
+            ("    depth:\n      statistic: mean\n", "depth.statistic"),
+            ("    depth:\n      min_m: 5.0\n      max_m: 2.0\n", "depth"),
+            ("    depth:\n      min_valid_fraction: 1.5\n", "depth.min_valid_fraction"),
+            ("    depth:\n      max_m: -1.0\n", "depth.max_m"),
         ];
         for (body, name) in cases {
             match bad(body) {
@@ -1045,5 +1114,19 @@ mod tests {
         assert_eq!(p.aux_config().aux_from_rgb, Some([[2.0, 0.0, 1.0], [0.0, 2.0, 3.0], [0.0, 0.0, 1.0]]));
         assert_eq!(p.aux_config().thermal_scaling, ThermalScaling::Fixed { min: 280.0, max: 320.0 });
         assert_eq!(p.initial_box(), Some(BoxXywh::new(1.0, 2.0, 3.0, 4.0)));
+        assert_eq!(p.depth_sampling(), DepthSampling::default());
+        p.depth = DepthParams {
+            roi_fraction: 0.3,
+            statistic: "mode".into(),
+            min_m: 0.5,
+            max_m: 6.0,
+            min_valid_fraction: 0.25,
+        };
+        p.validate().unwrap();
+        let d = p.depth_sampling();
+        assert_eq!(
+            (d.roi_fraction, d.statistic, d.min_m, d.max_m, d.min_valid_fraction),
+            (0.3, DepthStatistic::Mode, 0.5, 6.0, 0.25)
+        );
     }
 }

@@ -20,6 +20,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use super::decode::{DecodedImage, ImageF32, ImageU16, MonoImage};
+use super::depth::DepthImage;
 use super::registration::{register_to_rgb, Homography, RegistrationError};
 use super::ImageU8;
 
@@ -280,6 +281,34 @@ pub fn prepare_frame(
 ) -> Result<ImageU8, PrepareError> {
     let aux = prepare_aux_planes(aux, modality, config)?;
     assemble_frame(rgb, &aux, config)
+}
+
+/// [`prepare_frame`] that also hands back the raw depth image in depth modality (for the 3D
+/// step, [`super::depth`]); in the other modalities the second value is `None`. No pixel is
+/// copied for it: the depth image is colour-mapped from a reference and returned.
+pub fn prepare_frame_keeping_depth(
+    rgb: &ImageU8,
+    aux: DecodedImage,
+    modality: Modality,
+    config: &AuxConfig,
+) -> Result<(ImageU8, Option<DepthImage>), PrepareError> {
+    let depth = match (modality, aux) {
+        (Modality::Depth, DecodedImage::Mono16(im)) => DepthImage::Millimetres(im),
+        (Modality::Depth, DecodedImage::Float32(im)) => DepthImage::Metres(im),
+        (_, aux) => return prepare_frame(rgb, aux, modality, config).map(|frame| (frame, None)),
+    };
+    let colormap = match &depth {
+        DepthImage::Millimetres(im) => {
+            check_mono(im)?;
+            depth_to_colormap_bgr(im)
+        }
+        DepthImage::Metres(im) => {
+            check_mono(im)?;
+            depth_to_colormap_bgr(&depth_metres_to_mm(im))
+        }
+    };
+    let frame = assemble_frame(rgb, &colormap, config)?;
+    Ok((frame, Some(depth)))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -567,5 +596,24 @@ mod tests {
     fn metres_to_millimetres() {
         let m = MonoImage { width: 5, height: 1, data: vec![1.5, f32::NAN, -1.0, f32::INFINITY, 70.0] };
         assert_eq!(depth_metres_to_mm(&m).data, vec![1500, 0, 0, 0, 65535]);
+    }
+
+    #[test]
+    fn keeping_the_depth_gives_the_same_frame() {
+        let rgb = ImageU8 { width: 4, height: 2, channels: 3, data: (0..24).collect() };
+        let mm = MonoImage { width: 2, height: 1, data: vec![1200u16, 0] };
+        let config = AuxConfig::default();
+        let (frame, depth) =
+            prepare_frame_keeping_depth(&rgb, DecodedImage::Mono16(mm.clone()), Modality::Depth, &config).unwrap();
+        assert_eq!(frame, prepare_frame(&rgb, DecodedImage::Mono16(mm.clone()), Modality::Depth, &config).unwrap());
+        assert_eq!(depth, Some(DepthImage::Millimetres(mm)));
+        let m = MonoImage { width: 4, height: 2, data: vec![1.5f32; 8] };
+        let (_, depth) =
+            prepare_frame_keeping_depth(&rgb, DecodedImage::Float32(m.clone()), Modality::Depth, &config).unwrap();
+        assert_eq!(depth, Some(DepthImage::Metres(m)));
+        let grey = ImageU8 { width: 4, height: 2, channels: 1, data: vec![9; 8] };
+        let (_, none) =
+            prepare_frame_keeping_depth(&rgb, DecodedImage::Mono8(grey), Modality::Thermal, &config).unwrap();
+        assert_eq!(none, None);
     }
 }

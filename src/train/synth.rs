@@ -15,9 +15,18 @@
 //! colours are the background's), `camouflage` (the target wears the background's texture).
 //!
 //! Everything is a pure function of the seed: same seed, same pixels, on every machine.
+//!
+//! **Known geometry (RGB-D).** [`Scene::with_known_geometry`] makes an RGB-D scene whose target's
+//! 3D position is known at every frame: the pinhole camera of [`Scene::intrinsics`] (both images
+//! share it, as a registered RGB-D camera does), the target a fronto-parallel plane at a distance
+//! that changes over time ([`Scene::target_depth_m`]) instead of a dome, no occluding bar.
+//! [`Scene::target_position_m`] is the ground-truth box centre back-projected to that plane.
+//! Sensor noise (15 mm) and about 1 % of holes stay, and the target's ellipse or box leaves
+//! background pixels inside its box.
 
 use std::path::Path;
 
+use crate::sensor::camera::{box_to_pixel, PinholeIntrinsics};
 use crate::sensor::{DecodedImage, ImageU16, ImageU8, Modality};
 use crate::tracker::BoxXywh;
 
@@ -100,6 +109,9 @@ impl Condition {
 /// Frame size of every synthetic scene.
 pub const WIDTH: usize = 256;
 pub const HEIGHT: usize = 192;
+/// Focal length of the synthetic camera of [`Scene::intrinsics`], pixels (a 70 degree
+/// horizontal field of view over [`WIDTH`]).
+pub const FOCAL_PX: f64 = 182.0;
 
 /// A moving object: path, size, texture and what the aux sensors see of it.
 #[derive(Debug, Clone)]
@@ -234,6 +246,8 @@ pub struct Scene {
     target: Object,
     distractors: Vec<Object>,
     occluder: Option<Occluder>,
+    /// [`Scene::with_known_geometry`]: the target is a plane at [`Scene::target_depth_m`].
+    flat_target: bool,
 }
 
 /// Smooth random field: a base value plus Gaussian blobs, then value noise at `cell` pixels.
@@ -327,7 +341,41 @@ impl Scene {
             width: rng.range(10.0, 24.0),
             colour: [rng.range(60.0, 200.0) as f32; 3],
         });
-        Self { modality, condition, seed, bg_rgb, bg_heat, bg_depth, target, distractors, occluder }
+        Self { modality, condition, seed, bg_rgb, bg_heat, bg_depth, target, distractors, occluder, flat_target: false }
+    }
+
+    /// An RGB-D scene with known geometry (see the module docs): the scene of `seed` with its
+    /// target flattened to a fronto-parallel plane and without the occluding bar.
+    pub fn with_known_geometry(seed: u64, condition: Condition) -> Self {
+        let mut scene = Self::new(seed, Modality::Depth, condition);
+        scene.occluder = None;
+        scene.flat_target = true;
+        scene
+    }
+
+    /// The camera both images are rendered with in a scene of known geometry: focal length
+    /// [`FOCAL_PX`], principal point at the image centre (pixel-centre convention, as in
+    /// `CameraInfo`).
+    pub fn intrinsics() -> PinholeIntrinsics {
+        let k = [FOCAL_PX, 0.0, (WIDTH as f64 - 1.0) / 2.0, 0.0, FOCAL_PX, (HEIGHT as f64 - 1.0) / 2.0, 0.0, 0.0, 1.0];
+        PinholeIntrinsics::from_k(&k, WIDTH as u32, HEIGHT as u32).expect("constant intrinsics are valid")
+    }
+
+    /// Distance of the target's plane from the camera at frame `t` (scenes of known geometry),
+    /// metres: its own distance, swinging by 15 % over about 90 frames. Always nearer than the
+    /// distractors (3 m and more).
+    pub fn target_depth_m(&self, t: usize) -> f64 {
+        let swing = 1.0 + 0.15 * (0.07 * t as f64 + self.target.phase[0]).sin();
+        f64::from(self.target.depth_mm) * swing / 1000.0
+    }
+
+    /// The target's centre on its plane in the optical frame of [`Scene::intrinsics`] (x right,
+    /// y down, z forward), metres, at frame `t` (scenes of known geometry).
+    pub fn target_position_m(&self, t: usize) -> [f64; 3] {
+        let (cx, cy) = self.bbox(t).center();
+        let k = Self::intrinsics();
+        let z = self.target_depth_m(t);
+        [(box_to_pixel(cx) - k.cx_px) * z / k.fx_px, (box_to_pixel(cy) - k.cy_px) * z / k.fy_px, z]
     }
 
     /// The target's ground-truth box at frame `t`.
@@ -450,6 +498,11 @@ impl Scene {
         let tf = t as f64;
         let mut depth = self.bg_depth.clone();
         for obj in self.objects_far_to_near() {
+            if self.flat_target && std::ptr::eq(obj, &self.target) {
+                let plane_mm = (self.target_depth_m(t) * 1000.0) as f32;
+                obj.for_each_pixel(tf, |x, y, _, _| depth[y * WIDTH + x] = plane_mm);
+                continue;
+            }
             obj.for_each_pixel(tf, |x, y, u, v| {
                 depth[y * WIDTH + x] = obj.depth_mm - 120.0 * (1.0 - (u * u + v * v).min(1.0));
             });
@@ -661,6 +714,34 @@ mod tests {
         if scene.occluder.is_none() {
             assert!(count(false) < WIDTH * HEIGHT / 100, "background fires {}", count(false));
         }
+    }
+
+    #[test]
+    fn a_scene_of_known_geometry_puts_the_target_on_its_plane() {
+        let scene = Scene::with_known_geometry(11, Condition::Normal);
+        assert!(scene.occluder.is_none());
+        let k = Scene::intrinsics();
+        for t in [0, 20, 45] {
+            let f = scene.render(t);
+            let DecodedImage::Mono16(depth) = &f.aux else { panic!("depth renders 16-bit") };
+            let z_mm = scene.target_depth_m(t) * 1000.0;
+            // Centre pixel of the box: on the plane within the 15 mm noise, or a hole.
+            let (cx, cy) = f.bbox.center();
+            let d = depth.data[cy as usize * WIDTH + cx as usize];
+            assert!(d == 0 || (f64::from(d) - z_mm).abs() <= 15.5, "t {t}: {d} mm vs plane {z_mm:.1} mm");
+            // The position projects back to the box centre (pixel centres: box coordinate - 0.5).
+            let [x, y, z] = scene.target_position_m(t);
+            assert_eq!(z, z_mm / 1000.0);
+            let u = 182.0 * x / z + 127.5;
+            let v = 182.0 * y / z + 95.5;
+            assert!((u - (cx - 0.5)).abs() < 1e-9 && (v - (cy - 0.5)).abs() < 1e-9, "t {t}: ({u}, {v})");
+            assert_eq!((k.fx_px, k.cx_px, k.cy_px), (182.0, 127.5, 95.5));
+        }
+        // The plane moves in depth: 15 % of the target's distance.
+        let zs: Vec<f64> = (0..90).map(|t| scene.target_depth_m(t)).collect();
+        let (lo, hi) = zs.iter().fold((f64::MAX, 0.0f64), |(lo, hi), z| (lo.min(*z), hi.max(*z)));
+        assert!(hi / lo > 1.25, "depth range {lo:.3}..{hi:.3} m");
+        assert!(hi < 3.0, "the target stays in front of the distractors");
     }
 
     #[test]

@@ -10,7 +10,7 @@ use patrack::bag::{BagWriter, ChunkCompression, WriterOptions};
 use patrack::device::Precision;
 use patrack::model::{ModelConfig, PATrack};
 use patrack::ros::msgs::{
-    BoundingBox2D, Detection2D, Detection2DArray, Header, Image, Point2D, Pose2D, RosMessage, Time,
+    BoundingBox2D, CameraInfo, Detection2D, Detection2DArray, Header, Image, Point2D, Pose2D, RosMessage, Time,
 };
 use patrack::tracker::{Tracker, TrackerConfig};
 
@@ -74,6 +74,53 @@ pub fn thermal_image(w: u32, h: u32, stamp_ns: i64, n: i64) -> Image {
         is_bigendian: 0,
         step: w * 2,
         data,
+    }
+}
+
+/// A 16UC1 depth image (millimetres, 0 = no reading) of `w` x `h` from a function of the pixel.
+pub fn depth_mm_image(w: u32, h: u32, stamp_ns: i64, frame_id: &str, mm: impl Fn(u32, u32) -> u16) -> Image {
+    let mut data = Vec::with_capacity((w * h * 2) as usize);
+    for y in 0..h {
+        for x in 0..w {
+            data.extend_from_slice(&mm(x, y).to_le_bytes());
+        }
+    }
+    Image {
+        header: header(stamp_ns, frame_id),
+        height: h,
+        width: w,
+        encoding: "16UC1".into(),
+        is_bigendian: 0,
+        step: w * 2,
+        data,
+    }
+}
+
+/// The same depth as 32FC1 metres, holes (0 mm) as NaN, as drivers publishing metres do.
+pub fn depth_m_image(mm_image: &Image) -> Image {
+    let data = mm_image
+        .data
+        .chunks_exact(2)
+        .flat_map(|b| match u16::from_le_bytes([b[0], b[1]]) {
+            0 => f32::NAN.to_le_bytes(),
+            mm => (f32::from(mm) / 1000.0).to_le_bytes(),
+        })
+        .collect();
+    Image { encoding: "32FC1".into(), step: mm_image.width * 4, data, ..mm_image.clone() }
+}
+
+/// A calibrated camera's `CameraInfo` (plumb-bob without distortion, P = [K | 0]).
+pub fn camera_info(stamp_ns: i64, frame_id: &str, w: u32, h: u32, [fx, fy, cx, cy]: [f64; 4]) -> CameraInfo {
+    CameraInfo {
+        header: header(stamp_ns, frame_id),
+        height: h,
+        width: w,
+        distortion_model: "plumb_bob".into(),
+        d: vec![0.0; 5],
+        k: [fx, 0.0, cx, 0.0, fy, cy, 0.0, 0.0, 1.0],
+        r: [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0],
+        p: [fx, 0.0, cx, 0.0, 0.0, fy, cy, 0.0, 0.0, 0.0, 1.0, 0.0],
+        ..Default::default()
     }
 }
 

@@ -31,8 +31,8 @@ use serde::Serialize;
 use super::{build_model, Input, Output, Sink, SinkError};
 use crate::ros::managed::{ManagedNode, Service};
 use crate::ros::msgs::{
-    Classification, CompressedImage, Detection2D, Detection2DArray, DiagnosticArray, Empty, Float32, Image,
-    RegionOfInterest, RosMessage, Time,
+    CameraInfo, Classification, CompressedImage, Detection2D, Detection2DArray, Detection3DArray, DiagnosticArray,
+    Empty, Float32, Image, MarkerArray, PointStamped, RegionOfInterest, RosMessage, Time,
 };
 use crate::ros::node::InputMessage;
 use crate::ros::output::expand_topic;
@@ -350,15 +350,23 @@ pub fn run(params: NodeParams, options: &DdsOptions) -> anyhow::Result<()> {
     });
 
     let p = &params;
-    let publishers = vec![
-        (Output::Detections, publisher::<Detection2DArray>(&mut node, &names, Output::Detections, p)?),
-        (Output::Confidence, publisher::<Float32>(&mut node, &names, Output::Confidence, p)?),
-        (Output::ConfidenceStamped, publisher::<Classification>(&mut node, &names, Output::ConfidenceStamped, p)?),
-        (Output::DebugImage, publisher::<Image>(&mut node, &names, Output::DebugImage, p)?),
-        (Output::Diagnostics, publisher::<DiagnosticArray>(&mut node, &names, Output::Diagnostics, p)?),
-        (Output::ParameterEvents, publisher::<srv::ParameterEvent>(&mut node, &names, Output::ParameterEvents, p)?),
-        (Output::TransitionEvent, publisher::<srv::TransitionEvent>(&mut node, &names, Output::TransitionEvent, p)?),
-    ];
+    let mut publishers = Vec::new();
+    for output in Output::advertised(p) {
+        let (n, names) = (&mut node, &names);
+        let publisher = match output {
+            Output::Detections => publisher::<Detection2DArray>(n, names, output, p)?,
+            Output::Confidence => publisher::<Float32>(n, names, output, p)?,
+            Output::ConfidenceStamped => publisher::<Classification>(n, names, output, p)?,
+            Output::DebugImage => publisher::<Image>(n, names, output, p)?,
+            Output::Diagnostics => publisher::<DiagnosticArray>(n, names, output, p)?,
+            Output::ParameterEvents => publisher::<srv::ParameterEvent>(n, names, output, p)?,
+            Output::TransitionEvent => publisher::<srv::TransitionEvent>(n, names, output, p)?,
+            Output::TargetPoint => publisher::<PointStamped>(n, names, output, p)?,
+            Output::Detections3d => publisher::<Detection3DArray>(n, names, output, p)?,
+            Output::Markers => publisher::<MarkerArray>(n, names, output, p)?,
+        };
+        publishers.push((output, publisher));
+    }
     let mut images = Vec::new();
     let mut compressed = Vec::new();
     for input in Input::cameras(&params) {
@@ -370,6 +378,11 @@ pub fn run(params: NodeParams, options: &DdsOptions) -> anyhow::Result<()> {
     let init = subscription::<Detection2D>(&mut node, &names, Input::Init, p)?;
     let init_roi = subscription::<RegionOfInterest>(&mut node, &names, Input::InitRoi, p)?;
     let reset = subscription::<Empty>(&mut node, &names, Input::Reset, p)?;
+    let camera_info = if Input::subscribed(p).contains(&Input::RgbCameraInfo) {
+        Some(subscription::<CameraInfo>(&mut node, &names, Input::RgbCameraInfo, p)?)
+    } else {
+        None
+    };
 
     let node_fqn = expand_topic("~", &options.namespace, &options.node_name).trim_end_matches('/').to_owned();
     log::info!(
@@ -395,6 +408,9 @@ pub fn run(params: NodeParams, options: &DdsOptions) -> anyhow::Result<()> {
     drain(&managed, Input::Init, init, InputMessage::Init)?;
     drain(&managed, Input::InitRoi, init_roi, InputMessage::InitRoi)?;
     drain(&managed, Input::Reset, reset, |_| InputMessage::Reset)?;
+    if let Some(sub) = camera_info {
+        drain(&managed, Input::RgbCameraInfo, sub, |m| InputMessage::CameraInfo(Box::new(m)))?;
+    }
     let diag = Arc::downgrade(&managed);
     runtime.spawn(async move {
         let mut interval = tokio::time::interval(DIAGNOSTICS_PERIOD);

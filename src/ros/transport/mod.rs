@@ -5,7 +5,7 @@
 //! * in: the transport subscribes to every topic of [`Input::subscribed`] with
 //!   [`Input::qos`] and calls [`ManagedNode::handle`](crate::ros::managed::ManagedNode::handle)
 //!   for each message as it arrives, never waiting for inference;
-//! * out: the transport implements [`Sink`] with one publisher per [`Output`] (QoS from
+//! * out: the transport implements [`Sink`] with one publisher per [`Output::advertised`] (QoS from
 //!   [`Output::qos`]) and calls
 //!   [`ManagedNode::publish_diagnostics`](crate::ros::managed::ManagedNode::publish_diagnostics)
 //!   about once a second;

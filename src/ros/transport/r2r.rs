@@ -205,7 +205,7 @@ pub fn run() -> anyhow::Result<()> {
     }
 
     let mut publishers = HashMap::new();
-    for output in Output::ALL {
+    for output in Output::advertised(&params) {
         let q = output.qos(&params);
         let publisher = node
             .create_publisher_untyped(output.topic(), output.type_name(), qos(q.reliability, q.depth))
