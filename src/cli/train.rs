@@ -361,7 +361,17 @@ impl Run<'_> {
         let run = train::RunOptions { out: &self.args.out, resume: self.args.resume, stop_at: self.args.stop_at };
         let summary = train::train(model, sampler, cfg, run, on_step, hook)?;
         bar.finish_and_clear();
-        let rate = summary.pairs_per_s.map_or("-".into(), |r| format!("{r:.1}"));
+        let rate = summary.pairs_per_s.map_or("-".into(), |r| {
+            // Three significant digits or so: the CPU rates at ViT-B are around 0.1.
+            let decimals = if r >= 100.0 {
+                0
+            } else if r >= 1.0 {
+                1
+            } else {
+                3
+            };
+            format!("{r:.decimals$}")
+        });
         println!(
             "trained steps {}-{} in {:.0} s: {rate} pairs/s at batch {} ({} est. for the whole run of {} steps at that rate)",
             summary.first_step + 1,
@@ -376,7 +386,9 @@ impl Run<'_> {
 }
 
 fn hours(seconds: f64) -> String {
-    if seconds >= 3600.0 {
+    if seconds >= 2.0 * 86_400.0 {
+        format!("{:.0} days", seconds / 86_400.0)
+    } else if seconds >= 3600.0 {
         format!("{:.1} h", seconds / 3600.0)
     } else {
         format!("{:.0} s", seconds)
