@@ -25,7 +25,7 @@ pub enum DatasetError {
     FileTooLarge { path: PathBuf, bytes: u64 },
 }
 
-/// The image files of a folder (png, jpg, jpeg), sorted by name.
+/// The image files of a folder (png, jpg, jpeg; bmp as VisEvent ships them), sorted by name.
 pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     let rd = std::fs::read_dir(dir).map_err(|cause| DatasetError::Io { path: dir.into(), cause })?;
     let mut files: Vec<PathBuf> = rd
@@ -33,7 +33,7 @@ pub fn image_files(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
         .filter(|p| {
             p.extension()
                 .and_then(|e| e.to_str())
-                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg"))
+                .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "png" | "jpg" | "jpeg" | "bmp"))
         })
         .collect();
     files.sort();

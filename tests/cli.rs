@@ -204,6 +204,25 @@ mod ostrack_checkpoint {
         let (ok, stdout, stderr) = patrack(&args);
         assert!(ok, "{stdout}{stderr}");
         assert!(stdout.contains("| cpu | fp32 | tiny rgb-only | eager |"), "{stdout}");
+        // With OSTrack's candidate elimination (keep 0.7 in blocks 1, 2, 3 of 4).
+        let (ok, stdout, stderr) = patrack(&[&args[..], &["--candidate-elimination", "0.7"]].concat());
+        assert!(ok, "{stdout}{stderr}");
+        assert!(stdout.contains("| cpu | fp32 | tiny rgb-only CE 0.7@1,0.7@2,0.7@3 | eager |"), "{stdout}");
+    }
+
+    #[test]
+    fn candidate_elimination_runs_on_it_and_is_refused_for_patrack() {
+        let out = out_dir("run-ce");
+        let seq = concat!(env!("CARGO_MANIFEST_DIR"), "/data/sample_rgbt");
+        let run = ["run", "--sequence", seq, "--out", out.to_str().unwrap(), "--candidate-elimination", "0.7"];
+        let stdout = check("run --candidate-elimination", patrack(&[&run[..], &["--model", &model()]].concat()));
+        assert!(stdout.contains("mean IoU"), "{stdout}");
+        let csv = std::fs::read_to_string(out.join("boxes.csv")).unwrap();
+        assert_eq!(csv.lines().count(), 1 + 8);
+        // A PATrack (two-stream) network: one message naming the option and the reason.
+        let (ok, _, stderr) = patrack(&[&run[..], &["--config", "tiny"]].concat());
+        assert!(!ok);
+        assert!(stderr.contains("--candidate-elimination") && stderr.contains("RGB-only"), "{stderr}");
     }
 
     #[test]

@@ -35,6 +35,9 @@ fn config(stage: Stage, steps: usize) -> TrainConfig {
         seed: 1,
         checkpoint_every: 0,
         sampler: SamplerConfig::default(),
+        drop_path: 0.0,
+        autocast_bf16: false,
+        val_every: 0,
     }
 }
 
@@ -70,7 +73,8 @@ fn the_adapter_stage_trains_only_the_adapters_and_starts_from_the_base() {
     }
     let dir = std::env::temp_dir().join(format!("patrack-train-{}", std::process::id()));
     let mut s = sampler(Modality::Depth, &model.cfg);
-    train::train(&mut model, &mut s, &config(Stage::Adapt, 3), 0, &dir, |_| {}).unwrap();
+    let run = train::RunOptions { out: &dir, resume: false, stop_at: None };
+    train::train(&mut model, &mut s, &config(Stage::Adapt, 3), run, |_| {}, None).unwrap();
     let mut changed = 0;
     for (k, v) in model.vs.variables() {
         let same = before[&k].equal(&v);

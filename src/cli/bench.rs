@@ -116,6 +116,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             if let Some(m) = &args.model.model {
                 cmd.arg("--model").arg(m);
             }
+            if let Some(keep) = args.model.candidate_elimination {
+                cmd.args(["--candidate-elimination", &keep.to_string()]);
+            }
             eprintln!("measuring {dev} {prec} ...");
             let out = cmd.output().context("running the benchmark child")?;
             let stdout = String::from_utf8_lossy(&out.stdout);
@@ -209,7 +212,8 @@ fn measure(args: &Args) -> anyhow::Result<Row> {
         // Fixed-size inputs: let cuDNN pick its fastest kernels once.
         tch::Cuda::cudnn_set_benchmark(true);
     }
-    let model = build_model(args.model.model.as_deref(), &args.model.config, device, precision)?;
+    let mut model = build_model(args.model.model.as_deref(), &args.model.config, device, precision)?;
+    args.model.apply_candidate_elimination(&mut model)?;
     super::common::apply_thread_policy(args.model.threads, &model);
     let cfg = model.cfg.clone();
     let z = Tensor::randn([1, 6, cfg.template_size, cfg.template_size], (Kind::Float, Device::Cpu));

@@ -6,7 +6,7 @@ use anyhow::Context as _;
 use tch::Device;
 
 use crate::device::{self, Precision};
-use crate::model::{ModelConfig, PATrack};
+use crate::model::{CandidateElimination, ModelConfig, PATrack};
 
 /// `--model`, `--device`, `--precision`, shared by every command that runs the network.
 #[derive(Debug, Clone, clap::Args)]
@@ -33,6 +33,13 @@ pub struct ModelArgs {
     /// ones; see the README's thread policy).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// OSTrack's candidate elimination, for the RGB-only network (e.g. `OSTrack_ep0300.pth.tar`,
+    /// which was trained with it): keep this share of the search tokens in the blocks at 1/4,
+    /// 2/4 and 3/4 of the depth (the released OSTrack: 0.7 in blocks 3, 6, 9). Faster, and the
+    /// released model's own setting; off by default (PATrack's setting). Refused for PATrack's
+    /// two-stream networks.
+    #[arg(long, value_name = "KEEP_RATIO")]
+    pub candidate_elimination: Option<f64>,
 }
 
 impl ModelArgs {
@@ -45,9 +52,20 @@ impl ModelArgs {
     }
 
     pub fn build(&self) -> anyhow::Result<PATrack> {
-        let model = build_model(self.model.as_deref(), &self.config, self.device()?, self.precision()?)?;
+        let mut model = build_model(self.model.as_deref(), &self.config, self.device()?, self.precision()?)?;
+        self.apply_candidate_elimination(&mut model)?;
         apply_thread_policy(self.threads, &model);
         Ok(model)
+    }
+
+    /// Switches on `--candidate-elimination` when given.
+    pub fn apply_candidate_elimination(&self, model: &mut PATrack) -> anyhow::Result<()> {
+        if let Some(keep) = self.candidate_elimination {
+            let ce = CandidateElimination::ostrack(model.cfg.depth, keep);
+            model.set_candidate_elimination(Some(ce)).context("--candidate-elimination")?;
+            log::info!("candidate elimination on: {}", model.cfg.label());
+        }
+        Ok(())
     }
 }
 

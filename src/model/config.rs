@@ -63,6 +63,94 @@ pub struct ModelConfig {
     /// adapter); the first stage of progressive training. The aux channels of the input are
     /// ignored. Official PATrack: false.
     pub rgb_only: bool,
+    /// OSTrack's candidate elimination; `None` (the default, and PATrack's setting): every search
+    /// token reaches the head. Only the RGB-only network supports it (see
+    /// [`CandidateElimination`]). Absent from recorded configurations when off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub candidate_elimination: Option<CandidateElimination>,
+}
+
+/// OSTrack's candidate elimination (CE, `lib/models/layers/attn_blocks.py`): after the attention
+/// of each listed block, the search tokens are ranked by the attention the template's centre
+/// token pays them (averaged over the heads) and only the best `ceil(keep_ratio * n)` of the `n`
+/// remaining ones go on; the dropped ones reach the head as zeros, in their original places
+/// (`vit_ce.py`). The template-centre token is the official `CTR_POINT` mask
+/// (`lib/utils/ce_utils.py`): row and column `(side - 1) / 2` of the template's token grid (3 of
+/// 8 for 128 px), which does not depend on the box, so the tracker needs nothing extra.
+///
+/// The released OSTrack (`vitb_256_mae_ce_32x4_ep300`) was trained and is evaluated with blocks
+/// 3, 6, 9 at 0.7 ([`CandidateElimination::ostrack`]); 256 search tokens become 180, 126, 89.
+///
+/// Only the RGB-only network supports it: PATrack's Mixer reshapes the search tokens into their
+/// 16 x 16 map and its PSFM expects all of them, which is why the official `rgbd.yaml` setting
+/// (keep 0.7) crashes there; PATrack itself is configured with CE off (keep 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CandidateElimination {
+    /// 0-based blocks after whose attention tokens are dropped, increasing (OSTrack: 3, 6, 9).
+    pub blocks: Vec<usize>,
+    /// Share of the remaining search tokens each of those blocks keeps, in (0, 1] (OSTrack: 0.7).
+    pub keep_ratio: Vec<f64>,
+}
+
+impl CandidateElimination {
+    /// OSTrack's placement for a network of `depth` blocks (at 1/4, 2/4 and 3/4 of the depth:
+    /// 3, 6, 9 of 12), each block keeping `keep_ratio`.
+    pub fn ostrack(depth: usize, keep_ratio: f64) -> Self {
+        let mut blocks: Vec<usize> = (1..=3).map(|k| k * depth / 4).filter(|&b| b < depth).collect();
+        blocks.dedup();
+        Self { keep_ratio: vec![keep_ratio; blocks.len()], blocks }
+    }
+
+    /// The keep ratio of block `index`, if it eliminates.
+    pub fn keep_ratio_at(&self, index: usize) -> Option<f64> {
+        self.blocks.iter().position(|&b| b == index).map(|k| self.keep_ratio[k])
+    }
+
+    /// Search tokens left after each eliminating block, from `search_tokens`, as the official
+    /// `math.ceil(keep_ratio * lens_s)`.
+    pub fn kept_tokens(&self, search_tokens: i64) -> Vec<i64> {
+        let mut n = search_tokens;
+        self.keep_ratio
+            .iter()
+            .map(|&r| {
+                n = keep_count(r, n);
+                n
+            })
+            .collect()
+    }
+
+    /// Checks the settings against a network of `depth` blocks; the error names the field.
+    pub fn validate(&self, depth: usize) -> Result<(), String> {
+        if self.blocks.is_empty() || self.blocks.len() != self.keep_ratio.len() {
+            return Err(format!(
+                "candidate_elimination lists {} blocks and {} keep ratios; give one ratio per block",
+                self.blocks.len(),
+                self.keep_ratio.len()
+            ));
+        }
+        if let Some(b) = self.blocks.iter().find(|&&b| b >= depth) {
+            return Err(format!("candidate_elimination block {b} is beyond depth {depth}"));
+        }
+        if self.blocks.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("candidate_elimination blocks must be increasing".into());
+        }
+        if let Some(r) = self.keep_ratio.iter().find(|r| !(r.is_finite() && **r > 0.0 && **r <= 1.0)) {
+            return Err(format!("candidate_elimination keep ratio {r} is not in (0, 1]"));
+        }
+        Ok(())
+    }
+
+    /// A short description for logs and labels: `CE 0.7@3,0.7@6,0.7@9`.
+    pub fn label(&self) -> String {
+        let parts: Vec<String> = self.blocks.iter().zip(&self.keep_ratio).map(|(b, r)| format!("{r}@{b}")).collect();
+        format!("CE {}", parts.join(","))
+    }
+}
+
+/// `math.ceil(keep_ratio * n)`, in f64 as Python computes it (0.7 * 256 = 179.2 -> 180).
+pub fn keep_count(keep_ratio: f64, n: i64) -> i64 {
+    ((keep_ratio * n as f64).ceil() as i64).clamp(1, n)
 }
 
 impl Default for ModelConfig {
@@ -88,6 +176,7 @@ impl ModelConfig {
             head_adapter_dim: 192,
             head_channels: 256,
             rgb_only: false,
+            candidate_elimination: None,
         }
     }
 
@@ -107,6 +196,7 @@ impl ModelConfig {
             head_adapter_dim: 32,
             head_channels: 32,
             rgb_only: false,
+            candidate_elimination: None,
         }
     }
 
@@ -128,6 +218,7 @@ impl ModelConfig {
             head_adapter_dim: 128,
             head_channels: 64,
             rgb_only: false,
+            candidate_elimination: None,
         }
     }
 
@@ -135,16 +226,26 @@ impl ModelConfig {
     /// A short name for reports: the preset this configuration equals, or its main sizes.
     pub fn label(&self) -> String {
         let named = [("vit_base", Self::vit_base()), ("small", Self::small()), ("tiny", Self::tiny())];
-        let base = Self { rgb_only: false, ..self.clone() };
-        let name = match named.iter().find(|(_, c)| *c == base) {
+        let base = Self { rgb_only: false, candidate_elimination: None, ..self.clone() };
+        let mut name = match named.iter().find(|(_, c)| *c == base) {
             Some((n, _)) => n.to_string(),
             None => format!("embed{}x{} {}/{}px", self.embed_dim, self.depth, self.template_size, self.search_size),
         };
         if self.rgb_only {
-            format!("{name} rgb-only")
-        } else {
-            name
+            name.push_str(" rgb-only");
         }
+        if let Some(ce) = &self.candidate_elimination {
+            name = format!("{name} {}", ce.label());
+        }
+        name
+    }
+
+    /// Template-token index of the template's centre, the official `CTR_POINT` mask: row and
+    /// column `(side - 1) / 2` (3 of 8, 5 of 12, 3 of 7, 6 of 14, as `ce_utils.py` lists them).
+    pub fn template_centre_token(&self) -> i64 {
+        let side = self.template_feat();
+        let c = (side - 1) / 2;
+        c * side + c
     }
 
     pub fn template_feat(&self) -> i64 {
@@ -210,6 +311,15 @@ impl ModelConfig {
         }
         if let Some(b) = self.entangled_blocks.iter().find(|&&b| b >= self.depth) {
             return Err(format!("entangled block {b} is beyond depth {}", self.depth));
+        }
+        if let Some(ce) = &self.candidate_elimination {
+            if !self.rgb_only {
+                return Err("candidate_elimination applies to the RGB-only (OSTrack) network only: PATrack's \
+                            Mixer and PSFM adapters need every search token (the official rgbd setting keep \
+                            0.7 crashes there)"
+                    .into());
+            }
+            ce.validate(self.depth)?;
         }
         Ok(())
     }

@@ -21,11 +21,11 @@ pub mod psfm;
 pub mod vit;
 pub mod weights;
 
-pub use config::ModelConfig;
+pub use config::{CandidateElimination, ModelConfig};
 pub use graph::{GraphError, GraphedTrack};
 pub use head::HeadOutput;
 pub use load::{load_file, LoadError};
-pub use vit::Capture;
+pub use vit::{Capture, DropPath};
 pub use weights::{is_dead_key, load_state_dict, KeyProblem, LoadReport, WeightError};
 
 use tch::{nn, Device, Kind, Tensor};
@@ -92,6 +92,17 @@ impl PATrack {
         self.cfg.rgb_only
     }
 
+    /// Switches OSTrack's candidate elimination on (`Some`) or off (`None`, the default) without
+    /// touching the weights; refused for the two-stream PATrack network (see
+    /// [`CandidateElimination`]).
+    pub fn set_candidate_elimination(&mut self, ce: Option<CandidateElimination>) -> Result<(), ModelError> {
+        let cfg = ModelConfig { candidate_elimination: ce.clone(), ..self.cfg.clone() };
+        cfg.validate().map_err(ModelError::Config)?;
+        self.cfg = cfg;
+        self.backbone.set_candidate_elimination(ce);
+        Ok(())
+    }
+
     pub fn precision(&self) -> Precision {
         self.precision
     }
@@ -117,6 +128,15 @@ impl PATrack {
     /// The whole network from the two crops, as the official `PATrack.forward`.
     pub fn forward(&self, z: &Tensor, x: &Tensor) -> HeadOutput {
         self.forward_tokens(&self.backbone.embed_template(&self.input(z)), x, None)
+    }
+
+    /// [`forward`](Self::forward) for training: stochastic depth in the blocks when `drop` is
+    /// given (`None`: exactly `forward`).
+    pub fn forward_train(&self, z: &Tensor, x: &Tensor, drop: Option<&mut DropPath>) -> HeadOutput {
+        let z_tokens = self.backbone.embed_template(&self.input(z));
+        let x_tokens = self.backbone.embed_search(&self.input(x));
+        let fused = self.backbone.forward_dropping(&z_tokens, &x_tokens, None, drop);
+        self.box_head.forward(&self.head_input(&fused))
     }
 
     /// As [`forward`](Self::forward), also returning the intermediates (for parity checks); the

@@ -39,6 +39,16 @@ impl Rng {
         Self(seed ^ 0x5DEE_CE66_D1CE_4E5B)
     }
 
+    /// The generator's state, to save with a training checkpoint.
+    pub fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// A generator continuing from a saved [`state`](Self::state).
+    pub fn from_state(state: u64) -> Self {
+        Self(state)
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         mix64(self.0)
