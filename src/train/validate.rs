@@ -68,7 +68,7 @@ impl Validation {
             }
         }
         copy.vs.freeze();
-        let mut tracker = Tracker::new(copy, TrackerConfig::default()).map_err(fail)?;
+        let mut tracker = Tracker::new(copy, TrackerConfig::default()).map_err(|e| fail(e.to_string()))?;
         let dir = self.out.join("val").join(format!("step_{step:07}"));
         let summary =
             runner::run_benchmark(&mut tracker, self.kind, &self.sequences, &dir).map_err(|e| fail(e.to_string()))?;
