@@ -15,7 +15,9 @@
 #      out-of-range set come back as failures with the reason, an accepted one is in force;
 #   3. services: ~/enable and ~/reset (std_srvs);
 #   4. lifecycle: get, deactivate, activate through `ros2 lifecycle`;
-#   5. `ros2 launch patrack patrack.launch.py` for each modality with use_sim_time:=True.
+#   5. RGB-D: the peer sends 16UC1 depth and a CameraInfo; ~/target_point, ~/detections_3d and
+#      ~/markers come back at the scene's depths;
+#   6. `ros2 launch patrack patrack.launch.py` for each modality with use_sim_time:=True.
 # Prints PASS/FAIL per check; exits 1 if any check failed.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -146,7 +148,25 @@ kill -INT "$node_pid"; wait "$node_pid"; rc=$?
 [ "$rc" = 0 ] && pass "SIGINT stops the node cleanly" || fail "node exit code $rc on SIGINT"
 ! grep -q "ERROR" "$WS/node.log" && pass "no ERROR in the node's log" || { fail "ERROR lines in the node log"; grep ERROR "$WS/node.log" | head -5; }
 
-# 5. launch, each modality, simulated time
+# 5. RGB-D: a CameraInfo and 16UC1 depth give the 3D outputs
+"$WS/install/patrack/lib/patrack/patrack_node" --ros-args --params-file "$share/config/patrack.yaml" \
+  --params-file "$share/config/rgbd.yaml" -p device:=cpu -p precision:=fp32 -p model_config:=tiny \
+  -p tracker.lost_frames:=0 >"$WS/node-depth.log" 2>&1 &
+depth_pid=$!
+for _ in $(seq 60); do ros2 node list 2>/dev/null | grep -q '^/patrack$' && break; sleep 1; done
+report=$(python3 "$ROOT/scripts/ros_peer.py" --depth --pairs 30 --rate-hz 10)
+echo "    depth peer: $report"
+python3 - "$report" <<'PY' && pass "RGB-D: ~/target_point at the scene's depths, ~/detections_3d, ~/markers" || fail "RGB-D: $report"
+import json, sys
+r = json.loads(sys.argv[1])
+# The square is at 1.5 m before a wall at 3 m: every point's depth is one of the scene's.
+ok = r["points"] >= 1 and r["detections_3d"] >= 1 and r["markers"] >= 1 \
+    and all(1.45 <= z <= 3.1 for z in r["points_z"])
+sys.exit(0 if ok else 1)
+PY
+kill -INT "$depth_pid"; wait "$depth_pid"
+
+# 6. launch, each modality, simulated time
 for modality in thermal depth event; do
   # A script's background jobs start with SIGINT ignored, and ros2 launch (Python) then never sees
   # the Ctrl-C sent below: give it the default handling back.

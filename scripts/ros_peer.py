@@ -6,6 +6,10 @@ Needs a sourced ROS 2 with rclpy, sensor_msgs, std_msgs, vision_msgs and diagnos
 Prints one JSON line: pairs sent, detection arrays received (with and without a box), debug
 images, diagnostics levels, confidence_stamped messages, and whether the answers carry the
 RGB stamps that were sent.
+
+With --depth the aux stream is 16UC1 depth in millimetres (the square at 1.5 m before a wall at
+3 m) and a CameraInfo goes with each RGB frame; the peer then also counts ~/target_point,
+~/detections_3d and ~/markers and reports the depths (z) of the points it received.
 """
 
 import argparse
@@ -16,10 +20,25 @@ import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy, HistoryPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from vision_msgs.msg import Classification, Detection2D, Detection2DArray
 
 W, H = 160, 120
+# The depth scene: the square at SQUARE_MM before a wall at WALL_MM; a pinhole camera of focal F_PX.
+SQUARE_MM, WALL_MM, F_PX = 1500, 3000, 180.0
+
+
+def camera_info(stamp):
+    msg = CameraInfo()
+    msg.header.stamp = stamp
+    msg.header.frame_id = "camera"
+    msg.height, msg.width = H, W
+    msg.distortion_model = "plumb_bob"
+    msg.d = [0.0] * 5
+    msg.k = [F_PX, 0.0, W / 2, 0.0, F_PX, H / 2, 0.0, 0.0, 1.0]
+    msg.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    msg.p = [F_PX, 0.0, W / 2, 0.0, 0.0, F_PX, H / 2, 0.0, 0.0, 0.0, 1.0, 0.0]
+    return msg
 
 
 def frame(n, stamp, encoding):
@@ -39,6 +58,14 @@ def frame(n, stamp, encoding):
                 row += bytes((v, v // 2, 30))
             data += row
         msg.data = bytes(data)
+    elif encoding == "16UC1":
+        msg.encoding, msg.step = "16UC1", W * 2
+        data = bytearray()
+        for y in range(H):
+            for x in range(W):
+                v = SQUARE_MM if (x0 <= x < x0 + 30 and 40 <= y < 70) else WALL_MM
+                data += v.to_bytes(2, "little")
+        msg.data = bytes(data)
     else:
         msg.encoding, msg.step = "mono16", W * 2
         data = bytearray()
@@ -57,6 +84,7 @@ def main():
     ap.add_argument("--pairs", type=int, default=30)
     ap.add_argument("--rate-hz", type=float, default=10.0)
     ap.add_argument("--reliable", action="store_true", help="publish the cameras reliable")
+    ap.add_argument("--depth", action="store_true", help="16UC1 depth + CameraInfo; count the 3D outputs")
     args = ap.parse_args()
 
     rclpy.init()
@@ -69,7 +97,9 @@ def main():
     rgb_pub = node.create_publisher(Image, f"{args.ns}/rgb/image", camera_qos)
     aux_pub = node.create_publisher(Image, f"{args.ns}/aux/image", camera_qos)
     init_pub = node.create_publisher(Detection2D, f"{args.node}/init", 10)
-    got = {"detections": 0, "with_box": 0, "debug": 0, "scores": 0, "diag_levels": [], "stamps": []}
+    info_pub = node.create_publisher(CameraInfo, f"{args.ns}/rgb/camera_info", camera_qos) if args.depth else None
+    got = {"detections": 0, "with_box": 0, "debug": 0, "scores": 0, "diag_levels": [], "stamps": [],
+           "points_z": [], "detections_3d": 0, "markers": 0}
     sent = []
 
     def on_det(msg):
@@ -86,9 +116,22 @@ def main():
                                                                  if isinstance(m.status[0].level, bytes)
                                                                  else int(m.status[0].level)), 10)
 
+    if args.depth:
+        from geometry_msgs.msg import PointStamped
+        from vision_msgs.msg import Detection3DArray
+        from visualization_msgs.msg import MarkerArray
+
+        node.create_subscription(PointStamped, f"{args.node}/target_point",
+                                 lambda m: got["points_z"].append(m.point.z), 50)
+        node.create_subscription(Detection3DArray, f"{args.node}/detections_3d",
+                                 lambda m: got.__setitem__("detections_3d", got["detections_3d"] + 1), 50)
+        node.create_subscription(MarkerArray, f"{args.node}/markers",
+                                 lambda m: got.__setitem__("markers", got["markers"] + 1), 50)
+
     # Wait until the node's camera subscriptions are matched.
+    pubs = [rgb_pub, aux_pub] + ([info_pub] if info_pub else [])
     deadline = time.time() + 30
-    while time.time() < deadline and (rgb_pub.get_subscription_count() == 0 or aux_pub.get_subscription_count() == 0):
+    while time.time() < deadline and any(p.get_subscription_count() == 0 for p in pubs):
         rclpy.spin_once(node, timeout_sec=0.1)
     period = 1.0 / args.rate_hz
     t0 = node.get_clock().now().nanoseconds
@@ -101,8 +144,10 @@ def main():
             init.bbox.center.position.x, init.bbox.center.position.y = 55.0, 55.0
             init.bbox.size_x, init.bbox.size_y = 30.0, 30.0
             init_pub.publish(init)
+        if info_pub:
+            info_pub.publish(camera_info(stamp))
         rgb_pub.publish(frame(n, stamp, "rgb8"))
-        aux_pub.publish(frame(n, stamp, "mono16"))
+        aux_pub.publish(frame(n, stamp, "16UC1" if args.depth else "mono16"))
         sent.append(stamp_ns)
         end = time.time() + period
         while time.time() < end:
@@ -120,6 +165,9 @@ def main():
         "diag_levels": sorted(set(got["diag_levels"])),
         "stamps_match": all(s in sent for s in got["stamps"]),
     }
+    if args.depth:
+        report.update(points=len(got["points_z"]), points_z=sorted({round(z, 3) for z in got["points_z"]}),
+                      detections_3d=got["detections_3d"], markers=got["markers"])
     print(json.dumps(report))
     node.destroy_node()
     rclpy.shutdown()
