@@ -20,8 +20,8 @@ use super::track::{StepDetail, TargetState, TrackError, TrackResult, TrackerConf
 use crate::model::PATrack;
 use crate::sensor::ImageU8;
 
-/// Most targets one `MultiTracker` accepts: the batch (and its memory, about 0.1 GB of
-/// activations per ViT-B target in fp32) grows with it.
+/// Most targets one `MultiTracker` accepts: the batch's memory grows with it (about 50 MB of
+/// activations per ViT-B target in fp32 on the CPU, BENCHMARKS.md).
 pub const MAX_TARGETS: usize = 32;
 
 /// Longest target id, in bytes.
