@@ -12,7 +12,7 @@ use super::common::{build_model, ModelArgs};
 use crate::device::{device_name, Precision};
 use crate::model::GraphedTrack;
 use crate::sensor::ImageU8;
-use crate::tracker::{BoxXywh, Tracker, TrackerConfig};
+use crate::tracker::{BoxXywh, MultiTracker, TargetId, Tracker, TrackerConfig};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -54,6 +54,10 @@ pub struct Args {
     /// On CUDA, crop and resize on the GPU instead of the OpenCV-exact CPU crop.
     #[arg(long)]
     pub crop_on_device: bool,
+    /// Measure the multi-target step instead: one batched network call for N targets, for each
+    /// comma-separated N (e.g. `1,2,4,8`), on the first of --devices in the first of --precisions.
+    #[arg(long)]
+    pub targets: Option<String>,
     /// Internal: measure one device/precision in this process and print one JSON row.
     #[arg(long, hide = true)]
     pub single: bool,
@@ -89,6 +93,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(pairs) = args.soak {
         return soak(&args, pairs);
+    }
+    if let Some(counts) = &args.targets {
+        return multi_target(&args, counts);
     }
     if args.single {
         let row = measure(&args)?;
@@ -274,6 +281,112 @@ fn measure(args: &Args) -> anyhow::Result<Row> {
             if args.crop_on_device && device.is_cuda() { "+device-crop" } else { "" }
         ),
     })
+}
+
+/// One measured multi-target configuration.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct TargetsRow {
+    pub device: String,
+    pub precision: String,
+    pub config: String,
+    pub threads: i32,
+    pub targets: usize,
+    pub step_ms_median: f64,
+    pub step_ms_p10: f64,
+    pub step_ms_p90: f64,
+    pub ms_per_target: f64,
+    pub steps_per_s: f64,
+    pub peak_rss_mb: f64,
+}
+
+/// `--targets`: `MultiTracker::track` on a synthetic frame for each target count: crops of all
+/// targets, one batched network call, decode and state update per target.
+fn multi_target(args: &Args, counts: &str) -> anyhow::Result<()> {
+    let counts: Vec<usize> = counts
+        .split(',')
+        .map(|s| s.trim().parse::<usize>().with_context(|| format!("--targets: '{}' is not a count", s.trim())))
+        .collect::<anyhow::Result<_>>()?;
+    let max = counts.iter().copied().max().unwrap_or(0);
+    if max == 0 || max > crate::tracker::MAX_TARGETS {
+        anyhow::bail!("--targets: counts must be within 1..={}", crate::tracker::MAX_TARGETS);
+    }
+    let first = |list: &str| list.split(',').map(str::trim).find(|s| !s.is_empty()).unwrap_or("").to_string();
+    let mut model_args = args.model.clone();
+    model_args.device = first(&args.devices);
+    model_args.precision = first(&args.precisions);
+    let model = model_args.build()?;
+    let device = model.device();
+    let (precision, config) = (model.precision().to_string(), model.cfg.label());
+    let (w, h) = parse_frame(&args.frame)?;
+    let frame = synthetic_frame(w, h);
+    let cfg = TrackerConfig { lost_frames: 0, ..Default::default() };
+    let mut tracker = MultiTracker::new(model, cfg, max)?;
+    // Targets on a 4 x 2 grid of the frame, each a tenth of its sides.
+    let boxes: Vec<(TargetId, BoxXywh)> = (0..max)
+        .map(|i| {
+            let (col, row) = ((i % 4) as f64, ((i / 4) % 2) as f64);
+            let b = BoxXywh::new(
+                w as f64 * (0.05 + 0.24 * col),
+                h as f64 * (0.2 + 0.45 * row),
+                w as f64 * 0.1,
+                h as f64 * 0.1,
+            );
+            Ok((TargetId::new(format!("target{i}"))?, b))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let mut rows = Vec::new();
+    for &n in &counts {
+        tracker.reset_all();
+        for (id, b) in &boxes[..n] {
+            tracker.init(id.clone(), &frame, *b)?;
+        }
+        let (med, p10, p90) = time_ms(device, args.warmup, args.runs, || {
+            // Same search areas every step: the random-weight boxes would otherwise wander.
+            for (id, b) in &boxes[..n] {
+                let _ = tracker.set_bbox(id, *b);
+            }
+            let _ = tracker.track(&frame);
+        });
+        rows.push(TargetsRow {
+            device: device_name(device),
+            precision: precision.clone(),
+            config: config.clone(),
+            threads: tch::get_num_threads(),
+            targets: n,
+            step_ms_median: med,
+            step_ms_p10: p10,
+            step_ms_p90: p90,
+            ms_per_target: med / n as f64,
+            steps_per_s: 1e3 / med.max(1e-9),
+            peak_rss_mb: peak_rss_mb(),
+        });
+    }
+    println!("| device | precision | config | threads | targets | step ms (p10-p90) | ms per target | steps/s | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {:.2} ({:.2}-{:.2}) | {:.2} | {:.2} | {:.0} |",
+            r.device,
+            r.precision,
+            r.config,
+            r.threads,
+            r.targets,
+            r.step_ms_median,
+            r.step_ms_p10,
+            r.step_ms_p90,
+            r.ms_per_target,
+            r.steps_per_s,
+            r.peak_rss_mb
+        );
+    }
+    if let Some(path) = &args.json {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        for r in &rows {
+            writeln!(f, "{}", serde_json::to_string(r)?)?;
+        }
+    }
+    Ok(())
 }
 
 /// A textured 6-channel frame (content does not affect timing; it keeps the crop realistic).

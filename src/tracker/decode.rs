@@ -77,6 +77,39 @@ impl HostMaps {
     }
 }
 
+impl HostMaps {
+    /// Copies the maps of every batch element to the CPU in one transfer, one `HostMaps` per
+    /// element in batch order (the same values [`from_head`](Self::from_head) gives for one).
+    pub fn from_head_batch(out: &HeadOutput) -> Result<Vec<Self>, DecodeError> {
+        let shape = out.score_map.size();
+        let side = *shape.last().unwrap_or(&0) as usize;
+        if shape.len() != 4 || shape[1] != 1 || shape[2] as usize != side {
+            return Err(DecodeError::Shape { side, shape });
+        }
+        let batch = shape[0];
+        // (B, 5 side^2): score, size (w, h), offset (x, y) of each element side by side.
+        let all = Tensor::cat(
+            &[
+                out.score_map.reshape([batch, -1]),
+                out.size_map.reshape([batch, -1]),
+                out.offset_map.reshape([batch, -1]),
+            ],
+            1,
+        )
+        .to_kind(Kind::Float)
+        .to_device(tch::Device::Cpu)
+        .contiguous();
+        let v: Vec<f32> = Vec::<f32>::try_from(&all.flatten(0, -1)).map_err(|_| DecodeError::NonFinite)?;
+        let n = side * side;
+        if v.len() != batch.max(0) as usize * 5 * n {
+            return Err(DecodeError::Shape { side, shape });
+        }
+        Ok(v.chunks_exact(5 * n)
+            .map(|e| Self { side, score: e[..n].to_vec(), size: e[n..3 * n].to_vec(), offset: e[3 * n..].to_vec() })
+            .collect())
+    }
+}
+
 /// Windowed argmax and `cal_bbox`. `window` is [`hann2d`] of the map side. Ties resolve to the
 /// first index, as `torch.max` does on CPU.
 pub fn decode(maps: &HostMaps, window: &[f32]) -> Result<Decoded, DecodeError> {

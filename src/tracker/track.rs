@@ -1,12 +1,13 @@
 //! The `Tracker`: template at init, search crop + network + decode per frame, and the target
 //! state machine (Uninitialised -> Tracking <-> Lost), which the reference tracker does not have.
+//! The state machine itself is [`super::target`]'s, shared with the `MultiTracker`.
 
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 use super::decode::{decode, hann2d, DecodeError, HostMaps};
 use super::geometry::{clip_box, map_back, BoxXywh};
-use super::gpu;
-use super::preprocess::{self, sample_target, Crop, PreprocessError};
+use super::preprocess::PreprocessError;
+use super::target::{check_frame, crop_tensor, finish, template_tokens, Search, TargetSlot};
 use crate::model::{GraphedTrack, HeadOutput, PATrack};
 use crate::sensor::ImageU8;
 
@@ -181,12 +182,7 @@ pub struct Tracker {
     model: PATrack,
     cfg: TrackerConfig,
     window: Vec<f32>,
-    template_tokens: Option<Tensor>,
-    box_state: Option<BoxXywh>,
-    frame_size: (usize, usize),
-    status: TargetState,
-    misses: u32,
-    last_score: f32,
+    target: TargetSlot,
     /// The network captured as a CUDA graph (made at the first step on CUDA).
     graph: Option<GraphedTrack>,
     /// Capture was tried and failed: run eagerly from then on.
@@ -197,19 +193,7 @@ impl Tracker {
     pub fn new(model: PATrack, cfg: TrackerConfig) -> Result<Self, TrackError> {
         cfg.validate()?;
         let side = model.cfg.search_feat() as usize;
-        Ok(Self {
-            model,
-            cfg,
-            window: hann2d(side),
-            template_tokens: None,
-            box_state: None,
-            frame_size: (0, 0),
-            status: TargetState::Uninitialised,
-            misses: 0,
-            last_score: 0.0,
-            graph: None,
-            graph_failed: false,
-        })
+        Ok(Self { model, cfg, window: hann2d(side), target: TargetSlot::new(), graph: None, graph_failed: false })
     }
 
     pub fn config(&self) -> &TrackerConfig {
@@ -233,46 +217,30 @@ impl Tracker {
     }
 
     pub fn state(&self) -> TargetState {
-        self.status
+        self.target.state()
     }
 
     /// The current box, if initialised.
     pub fn bbox(&self) -> Option<BoxXywh> {
-        self.box_state
+        self.target.bbox()
     }
 
     /// Moves the search centre to `bbox` without recomputing the template (e.g. after an external
     /// re-detection of the same object). Ignored before `init`.
     pub fn set_bbox(&mut self, bbox: BoxXywh) {
-        if self.box_state.is_some() && bbox.is_finite() && bbox.w > 0.0 && bbox.h > 0.0 {
-            self.box_state = Some(bbox);
-        }
+        self.target.set_bbox(bbox);
     }
 
     /// Forgets the target.
     pub fn reset(&mut self) {
-        self.template_tokens = None;
-        self.box_state = None;
-        self.status = TargetState::Uninitialised;
-        self.misses = 0;
+        self.target.reset();
     }
 
     /// Starts (or restarts) tracking the object in `bbox` (image pixels) of `frame`.
     pub fn init(&mut self, frame: &ImageU8, bbox: BoxXywh) -> Result<(), TrackError> {
         check_frame(frame)?;
-        let (w, h) = (frame.width as f64, frame.height as f64);
-        let overlaps = bbox.x < w && bbox.y < h && bbox.x + bbox.w > 0.0 && bbox.y + bbox.h > 0.0;
-        if !bbox.is_finite() || bbox.w <= 0.0 || bbox.h <= 0.0 || !overlaps {
-            return Err(TrackError::BadBox(bbox, frame.width, frame.height));
-        }
-        let out = self.model.cfg.template_size as usize;
-        let z = self.crop_tensor(frame, bbox, self.cfg.template_factor, out)?.0;
-        self.template_tokens = Some(self.model.embed_template(&z));
-        self.box_state = Some(bbox);
-        self.frame_size = (frame.width, frame.height);
-        self.status = TargetState::Tracking;
-        self.misses = 0;
-        self.last_score = 1.0;
+        let z_tokens = template_tokens(&self.model, &self.cfg, frame, bbox)?;
+        self.target.start(z_tokens, bbox, frame);
         Ok(())
     }
 
@@ -284,33 +252,17 @@ impl Tracker {
     /// As [`track`](Self::track), also returning the step's intermediates.
     pub fn track_detail(&mut self, frame: &ImageU8) -> Result<(TrackResult, StepDetail), TrackError> {
         check_frame(frame)?;
-        let prev = self.box_state.ok_or(TrackError::NotInitialised)?;
-        if (frame.width, frame.height) != self.frame_size {
-            // A new resolution invalidates the template's geometry: restart from the last box,
-            // scaled to the new frame.
-            let (sx, sy) =
-                (frame.width as f64 / self.frame_size.0 as f64, frame.height as f64 / self.frame_size.1 as f64);
-            log::warn!(
-                "frame size changed from {}x{} to {}x{}: re-initialising on the scaled last box",
-                self.frame_size.0,
-                self.frame_size.1,
-                frame.width,
-                frame.height
-            );
-            let scaled = BoxXywh::new(prev.x * sx, prev.y * sy, prev.w * sx, prev.h * sy);
+        if let Some(scaled) = self.target.rescaled_box(frame) {
             self.init(frame, scaled)?;
-            return self.track_detail(frame);
         }
-        let z_tokens = self.template_tokens.as_ref().ok_or(TrackError::NotInitialised)?.shallow_clone();
-        let factor = match self.status {
-            TargetState::Lost => self.cfg.search_factor * self.cfg.lost_search_scale,
-            _ => self.cfg.search_factor,
-        };
+        let Search { prev, factor, z_tokens } = self.target.search(&self.cfg)?;
         let out = self.model.cfg.search_size as usize;
-        let (x, crop_size, resize_factor) = self.crop_tensor(frame, prev, factor, out)?;
+        let (x, crop_size, resize_factor) = crop_tensor(&self.model, &self.cfg, frame, prev, factor, out)?;
         let head = self.network(&z_tokens, &x);
-        let (maps, unclipped, new_box, score) = self.finish(&head, prev, resize_factor, frame)?;
-        let result = self.update_state(new_box, score);
+        let maps = HostMaps::from_head(&head)?;
+        let (unclipped, new_box, score) =
+            finish(&maps, &self.window, &self.model, &self.cfg, prev, resize_factor, frame)?;
+        let result = self.target.update(&self.cfg, new_box, score);
         Ok((result, StepDetail { prev_state: prev, crop_size, resize_factor, maps, unclipped }))
     }
 
@@ -340,67 +292,6 @@ impl Tracker {
         }
         self.model.track(z_tokens, x)
     }
-
-    /// Decode, map back and clip: from the network's maps to the new box.
-    fn finish(
-        &self,
-        head: &HeadOutput,
-        prev: BoxXywh,
-        resize_factor: f64,
-        frame: &ImageU8,
-    ) -> Result<(HostMaps, BoxXywh, BoxXywh, f32), TrackError> {
-        let maps = HostMaps::from_head(head)?;
-        let (unclipped, clipped, score) = box_from_maps(
-            &maps,
-            &self.window,
-            prev,
-            self.model.cfg.search_size as usize,
-            resize_factor,
-            frame.height,
-            frame.width,
-            self.cfg.clip_margin,
-        )?;
-        Ok((maps, unclipped, clipped, score))
-    }
-
-    fn update_state(&mut self, new_box: BoxXywh, score: f32) -> TrackResult {
-        self.last_score = score;
-        let hit = score >= self.cfg.lost_threshold;
-        if hit {
-            self.misses = 0;
-            self.status = TargetState::Tracking;
-        } else {
-            self.misses = self.misses.saturating_add(1);
-            if self.cfg.lost_frames > 0 && self.misses >= self.cfg.lost_frames {
-                self.status = TargetState::Lost;
-            }
-        }
-        // While lost the box stays where the target was last seen; the search keeps looking there.
-        if self.status != TargetState::Lost {
-            self.box_state = Some(new_box);
-        }
-        let bbox = self.box_state.unwrap_or(new_box);
-        TrackResult { bbox, score, state: self.status }
-    }
-
-    /// The normalised (1, 6, out, out) crop on the model's device: the OpenCV-exact crop on the
-    /// CPU (uploaded as bytes, normalised on the device), or with `crop_on_device` the crop's rows
-    /// uploaded and cropped/resized on the GPU.
-    fn crop_tensor(
-        &self,
-        frame: &ImageU8,
-        bbox: BoxXywh,
-        factor: f64,
-        out: usize,
-    ) -> Result<(Tensor, usize, f64), TrackError> {
-        let device = self.model.device();
-        if device != Device::Cpu && self.cfg.crop_on_device {
-            let g = gpu::crop_normalize(frame, bbox, factor, out, device)?;
-            return Ok(g);
-        }
-        let crop: Crop = sample_target(frame, bbox.to_array(), factor, out)?;
-        Ok((preprocess::normalize_on(&crop.patch, device)?, crop.crop_size, crop.resize_factor))
-    }
 }
 
 /// From maps to the clipped box: windowed argmax, `cal_bbox`, map back, `clip_box`.
@@ -419,14 +310,4 @@ pub fn box_from_maps(
     let d = decode(maps, window)?;
     let unclipped = map_back(d.box_norm, prev, search_size, resize_factor);
     Ok((unclipped, clip_box(unclipped, height, width, margin), d.best_score))
-}
-
-fn check_frame(frame: &ImageU8) -> Result<(), TrackError> {
-    if frame.channels != 6 {
-        return Err(TrackError::Channels(frame.channels));
-    }
-    if frame.width < MIN_FRAME_SIDE_PX || frame.height < MIN_FRAME_SIDE_PX {
-        return Err(TrackError::FrameTooSmall { width: frame.width, height: frame.height });
-    }
-    Ok(())
 }
