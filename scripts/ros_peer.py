@@ -166,7 +166,9 @@ def main():
         "stamps_match": all(s in sent for s in got["stamps"]),
     }
     if args.depth:
-        report.update(points=len(got["points_z"]), points_z=sorted({round(z, 3) for z in got["points_z"]}),
+        at_square = sum(abs(z - SQUARE_MM / 1000) < 0.03 * SQUARE_MM / 1000 for z in got["points_z"])
+        report.update(points=len(got["points_z"]), points_at_square=at_square,
+                      points_z=sorted({round(z, 3) for z in got["points_z"]}),
                       detections_3d=got["detections_3d"], markers=got["markers"])
     print(json.dumps(report))
     node.destroy_node()
