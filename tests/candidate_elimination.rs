@@ -159,7 +159,7 @@ fn the_two_stream_network_and_bad_settings_are_refused_by_name() {
         (rgb(vec![1], vec![f64::NAN]), "keep ratio NaN"),
         (rgb(vec![1, 2], vec![0.7]), "2 blocks and 1 keep ratios"),
     ] {
-        let err = cfg.validate().expect_err(what);
+        let err = cfg.validate().expect_err(what).to_string();
         assert!(err.contains(what), "{err}");
     }
 }

@@ -30,6 +30,38 @@ pub mod limits {
     pub const MAX_PARAMETERS: i64 = 1_000_000_000;
 }
 
+/// Why a configuration cannot be built; each names the field at fault.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{field} must be positive, got {value}")]
+    NotPositive { field: &'static str, value: i64 },
+    #[error("{field} {value} is over the maximum {max}")]
+    OverLimit { field: &'static str, value: i64, max: i64 },
+    #[error("embed_dim {embed_dim} is not a multiple of num_heads {num_heads}")]
+    HeadsDoNotDivide { embed_dim: i64, num_heads: i64 },
+    #[error("{field} {size} must be an even multiple of patch_size {patch_size} (the Mixer pools 2x2)")]
+    CropSize { field: &'static str, size: i64, patch_size: i64 },
+    #[error("mixer_dim must be 8 (the Mixer's fixed split), got {0}")]
+    MixerDim(i64),
+    #[error("head_channels {0} must be a multiple of 8")]
+    HeadChannels(i64),
+    #[error("{what} block {block} is beyond depth {depth}")]
+    BlockBeyondDepth { what: &'static str, block: usize, depth: usize },
+    #[error("{listed} entangled blocks listed for depth {depth}")]
+    TooManyEntangledBlocks { listed: usize, depth: usize },
+    #[error(
+        "candidate_elimination applies to the RGB-only (OSTrack) network only: PATrack's Mixer and PSFM \
+         adapters need every search token (the official rgbd setting keep 0.7 crashes there)"
+    )]
+    CandidateEliminationTwoStreams,
+    #[error("candidate_elimination lists {blocks} blocks and {ratios} keep ratios; give one ratio per block")]
+    CandidateEliminationLists { blocks: usize, ratios: usize },
+    #[error("candidate_elimination blocks must be increasing")]
+    CandidateEliminationOrder,
+    #[error("candidate_elimination keep ratio {0} is not in (0, 1]")]
+    KeepRatio(f64),
+}
+
 /// Network sizes. Field names follow the official config where it has one.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -121,22 +153,19 @@ impl CandidateElimination {
     }
 
     /// Checks the settings against a network of `depth` blocks; the error names the field.
-    pub fn validate(&self, depth: usize) -> Result<(), String> {
-        if self.blocks.is_empty() || self.blocks.len() != self.keep_ratio.len() {
-            return Err(format!(
-                "candidate_elimination lists {} blocks and {} keep ratios; give one ratio per block",
-                self.blocks.len(),
-                self.keep_ratio.len()
-            ));
+    pub fn validate(&self, depth: usize) -> Result<(), ConfigError> {
+        let (blocks, ratios) = (self.blocks.len(), self.keep_ratio.len());
+        if blocks == 0 || blocks != ratios {
+            return Err(ConfigError::CandidateEliminationLists { blocks, ratios });
         }
-        if let Some(b) = self.blocks.iter().find(|&&b| b >= depth) {
-            return Err(format!("candidate_elimination block {b} is beyond depth {depth}"));
+        if let Some(&block) = self.blocks.iter().find(|&&b| b >= depth) {
+            return Err(ConfigError::BlockBeyondDepth { what: "candidate_elimination", block, depth });
         }
         if self.blocks.windows(2).any(|w| w[0] >= w[1]) {
-            return Err("candidate_elimination blocks must be increasing".into());
+            return Err(ConfigError::CandidateEliminationOrder);
         }
-        if let Some(r) = self.keep_ratio.iter().find(|r| !(r.is_finite() && **r > 0.0 && **r <= 1.0)) {
-            return Err(format!("candidate_elimination keep ratio {r} is not in (0, 1]"));
+        if let Some(&ratio) = self.keep_ratio.iter().find(|r| !(r.is_finite() && **r > 0.0 && **r <= 1.0)) {
+            return Err(ConfigError::KeepRatio(ratio));
         }
         Ok(())
     }
@@ -270,7 +299,7 @@ impl ModelConfig {
     }
 
     /// Checks that the sizes fit together; the error names the offending field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let positive = [
             ("embed_dim", self.embed_dim),
             ("num_heads", self.num_heads),
@@ -282,42 +311,36 @@ impl ModelConfig {
             ("head_adapter_dim", self.head_adapter_dim),
             ("head_channels", self.head_channels),
         ];
-        for (name, v) in positive {
-            if v <= 0 {
-                return Err(format!("{name} must be positive, got {v}"));
+        for (field, value) in positive {
+            if value <= 0 {
+                return Err(ConfigError::NotPositive { field, value });
             }
         }
         if self.depth == 0 {
-            return Err("depth must be positive".into());
+            return Err(ConfigError::NotPositive { field: "depth", value: 0 });
         }
         self.check_limits()?;
         if self.embed_dim % self.num_heads != 0 {
-            return Err(format!("embed_dim {} is not a multiple of num_heads {}", self.embed_dim, self.num_heads));
+            return Err(ConfigError::HeadsDoNotDivide { embed_dim: self.embed_dim, num_heads: self.num_heads });
         }
-        for (name, size) in [("template_size", self.template_size), ("search_size", self.search_size)] {
+        for (field, size) in [("template_size", self.template_size), ("search_size", self.search_size)] {
             let feat = size / self.patch_size;
             if size % self.patch_size != 0 || feat % 2 != 0 {
-                return Err(format!(
-                    "{name} {size} must be an even multiple of patch_size {} (the Mixer pools 2x2)",
-                    self.patch_size
-                ));
+                return Err(ConfigError::CropSize { field, size, patch_size: self.patch_size });
             }
         }
         if self.mixer_dim != 8 {
-            return Err(format!("mixer_dim must be 8 (the Mixer's fixed split), got {}", self.mixer_dim));
+            return Err(ConfigError::MixerDim(self.mixer_dim));
         }
         if self.head_channels % 8 != 0 {
-            return Err(format!("head_channels {} must be a multiple of 8", self.head_channels));
+            return Err(ConfigError::HeadChannels(self.head_channels));
         }
-        if let Some(b) = self.entangled_blocks.iter().find(|&&b| b >= self.depth) {
-            return Err(format!("entangled block {b} is beyond depth {}", self.depth));
+        if let Some(&block) = self.entangled_blocks.iter().find(|&&b| b >= self.depth) {
+            return Err(ConfigError::BlockBeyondDepth { what: "entangled", block, depth: self.depth });
         }
         if let Some(ce) = &self.candidate_elimination {
             if !self.rgb_only {
-                return Err("candidate_elimination applies to the RGB-only (OSTrack) network only: PATrack's \
-                            Mixer and PSFM adapters need every search token (the official rgbd setting keep \
-                            0.7 crashes there)"
-                    .into());
+                return Err(ConfigError::CandidateEliminationTwoStreams);
             }
             ce.validate(self.depth)?;
         }
@@ -325,11 +348,11 @@ impl ModelConfig {
     }
 
     /// The documented maximums of [`limits`], checked before anything is allocated.
-    fn check_limits(&self) -> Result<(), String> {
+    fn check_limits(&self) -> Result<(), ConfigError> {
         use limits::*;
-        let over = |name: &str, v: i64, max: i64| {
-            if v > max {
-                Err(format!("{name} {v} is over the maximum {max}"))
+        let over = |field: &'static str, value: i64, max: i64| {
+            if value > max {
+                Err(ConfigError::OverLimit { field, value, max })
             } else {
                 Ok(())
             }
@@ -347,7 +370,7 @@ impl ModelConfig {
         // All factors are now small positive numbers: the products below cannot overflow.
         over("template + search tokens", self.template_tokens() + self.search_tokens(), MAX_TOKENS)?;
         if self.entangled_blocks.len() > self.depth {
-            return Err(format!("{} entangled blocks listed for depth {}", self.entangled_blocks.len(), self.depth));
+            return Err(ConfigError::TooManyEntangledBlocks { listed: self.entangled_blocks.len(), depth: self.depth });
         }
         over("estimated parameters", self.estimated_parameters(), MAX_PARAMETERS)
     }
@@ -400,7 +423,7 @@ mod tests {
             ),
         ];
         for (cfg, what) in cases {
-            let err = cfg.validate().expect_err(what);
+            let err = cfg.validate().expect_err(what).to_string();
             println!("{what}: {err}");
             assert!(err.contains(what), "{err}");
         }

@@ -47,7 +47,7 @@ pub enum DetectError {
     )]
     Heads { embed_dim: i64 },
     #[error("the sizes read from the file do not form a valid network: {0}")]
-    Invalid(String),
+    Invalid(#[from] super::ConfigError),
 }
 
 /// Where the number of attention heads of a detected checkpoint came from.
@@ -221,7 +221,7 @@ where
         rgb_only: true,
         ..base
     };
-    config.validate().map_err(DetectError::Invalid)?;
+    config.validate()?;
     Ok(Some(RgbOnlyCheckpoint { config, heads_from }))
 }
 

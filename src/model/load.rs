@@ -12,7 +12,7 @@ use tch::{Device, Tensor};
 use super::checkpoint::{self, Checkpoint, CheckpointError, Dtype, MetaValue, RawTensor, TensorInfo};
 use super::detect::{self, DetectError};
 use super::weights::{check_entries, copy_into, EntryInfo};
-use super::{ModelConfig, ModelError, PATrack};
+use super::{ConfigError, ModelConfig, ModelError, PATrack};
 use crate::device::Precision;
 
 /// Metadata key under which patrack records the network configuration (JSON) in .safetensors.
@@ -25,8 +25,10 @@ pub enum LoadError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("the configuration recorded in the file is invalid: {0}")]
+    #[error("the configuration recorded in the file is unreadable: {0}")]
     Config(String),
+    #[error("the configuration recorded in the file is invalid: {0}")]
+    RecordedConfig(ConfigError),
     #[error(
         "the file's tensors are {file_width}-wide in {file_depth} blocks, but the {label} network \
          is {model_width}-wide in {model_depth} blocks ({problems} key problems): {hint}"
@@ -56,7 +58,7 @@ pub fn named_config(name: &str) -> Result<ModelConfig, LoadError> {
             let err = |reason: String| LoadError::ConfigFile { path: path.to_owned(), reason };
             let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
             let cfg: ModelConfig = serde_json::from_str(&text).map_err(|e| err(e.to_string()))?;
-            cfg.validate().map_err(err)?;
+            cfg.validate().map_err(|e| err(e.to_string()))?;
             Ok(cfg)
         }
     }
@@ -131,7 +133,7 @@ pub fn config_from_metadata(metadata: &[(String, MetaValue)]) -> Result<Option<M
     match found {
         Some(MetaValue::Str(json)) => {
             let cfg: ModelConfig = serde_json::from_str(json).map_err(|e| LoadError::Config(e.to_string()))?;
-            cfg.validate().map_err(LoadError::Config)?;
+            cfg.validate().map_err(LoadError::RecordedConfig)?;
             Ok(Some(cfg))
         }
         Some(other) => Err(LoadError::Config(format!("{CONFIG_METADATA_KEY} is {other}, not a JSON string"))),

@@ -21,7 +21,7 @@ pub mod psfm;
 pub mod vit;
 pub mod weights;
 
-pub use config::{CandidateElimination, ModelConfig};
+pub use config::{CandidateElimination, ConfigError, ModelConfig};
 pub use graph::{GraphError, GraphedTrack};
 pub use head::HeadOutput;
 pub use load::{load_file, LoadError};
@@ -49,7 +49,7 @@ pub struct PATrack {
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
     #[error("invalid model configuration: {0}")]
-    Config(String),
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Weights(#[from] WeightError),
 }
@@ -57,7 +57,7 @@ pub enum ModelError {
 impl PATrack {
     /// A network with freshly initialised variables on `device` in `precision`.
     pub fn new(cfg: ModelConfig, device: Device, precision: Precision) -> Result<Self, ModelError> {
-        cfg.validate().map_err(ModelError::Config)?;
+        cfg.validate()?;
         let mut vs = nn::VarStore::new(device);
         let root = vs.root();
         let backbone = vit::Backbone::new(&root / "backbone", &cfg);
@@ -97,7 +97,7 @@ impl PATrack {
     /// [`CandidateElimination`]).
     pub fn set_candidate_elimination(&mut self, ce: Option<CandidateElimination>) -> Result<(), ModelError> {
         let cfg = ModelConfig { candidate_elimination: ce.clone(), ..self.cfg.clone() };
-        cfg.validate().map_err(ModelError::Config)?;
+        cfg.validate()?;
         self.cfg = cfg;
         self.backbone.set_candidate_elimination(ce);
         Ok(())
