@@ -39,8 +39,8 @@ one_run() {
     local json
     json=$(mktemp)
     # `default`: libgomp's own wait policy. patrack restarts itself with PASSIVE when the variable
-    # is unset, and keeps any value that is set; an empty value is kept by patrack and ignored
-    # by libgomp (which then uses its default), so it measures the spinning default.
+    # is unset, and keeps any value that is set; an empty value is kept by patrack and rejected
+    # by libgomp with a warning (then its default applies), so it measures the spinning default.
     local policy=("OMP_WAIT_POLICY=")
     [[ $2 == default ]] || policy=("OMP_WAIT_POLICY=$2")
     env "${policy[@]}" "$bin" bench "${model_args[@]}" --precisions fp32 --runs "$runs" \
