@@ -10,6 +10,8 @@
 #   scripts/fuzz-long.sh [CASES] [TARGET...]      (default 1000000, every target)
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# The targets link libtorch (patrack's library needs it), without an rpath in this build.
+export LD_LIBRARY_PATH="${LIBTORCH:-$root/.libtorch/torch}/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cases="${1:-1000000}"; shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

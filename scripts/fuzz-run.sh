@@ -5,6 +5,8 @@
 #   scripts/fuzz-run.sh TARGET [CASES] [extra libFuzzer flags]
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+# The targets link libtorch (patrack's library needs it), without an rpath in this build.
+export LD_LIBRARY_PATH="${LIBTORCH:-$root/.libtorch/torch}/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 target="$1"; cases="${2:-1000000}"; shift $(( $# >= 2 ? 2 : 1 ))
 bin="$root/fuzz/target/x86_64-unknown-linux-gnu/release/$target"
 corpus="${FUZZ_CORPUS:-$root/fuzz/corpus/$target}"
