@@ -253,6 +253,45 @@ pub fn apply_thread_policy(threads: usize, parameters: i64) -> usize {
     n
 }
 
+/// The variable libgomp, libtorch's OpenMP runtime, reads once when libtorch is loaded (before
+/// `main`): `PASSIVE` makes idle pool threads sleep, the default lets them spin first.
+pub const OMP_WAIT_POLICY: &str = "OMP_WAIT_POLICY";
+
+/// The process could not restart itself with `OMP_WAIT_POLICY=PASSIVE`.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "could not restart with OMP_WAIT_POLICY=PASSIVE, so libtorch's OpenMP threads spin while idle \
+     (slow CPU inference when other processes share the cores)"
+)]
+pub struct PassiveOmpError(#[source] std::io::Error);
+
+/// Makes libtorch's OpenMP threads sleep while idle instead of spinning, unless the user chose a
+/// wait policy: when `OMP_WAIT_POLICY` is unset, re-executes the running binary
+/// (`/proc/self/exe`, the same arguments) with `OMP_WAIT_POLICY=PASSIVE`. The new process finds
+/// the variable set and goes on, so this happens at most once; any value already set (also
+/// `ACTIVE`, or empty) is kept. Call it first in `main`, before any thread starts. Returns only
+/// when no restart was needed, or with the reason the restart failed (the process then goes on
+/// with the spinning default).
+///
+/// Why a restart: libgomp reads the variable when the dynamic linker loads libtorch, before
+/// `main`, and has no call to change it later. With the default policy an idle pool thread spins
+/// (up to 300 000 iterations) before sleeping; between the many small operators of a tracker step
+/// it never sleeps, and on cores shared with other processes the spinning threads take the time
+/// slices the working thread needs (the table in BENCHMARKS.md, "Thread policy").
+pub fn ensure_passive_omp() -> Result<(), PassiveOmpError> {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os(OMP_WAIT_POLICY).is_some() {
+        return Ok(());
+    }
+    let mut args = std::env::args_os();
+    let mut command = std::process::Command::new("/proc/self/exe");
+    if let Some(arg0) = args.next() {
+        command.arg0(arg0);
+    }
+    // `exec` returns only on failure.
+    Err(PassiveOmpError(command.args(args).env(OMP_WAIT_POLICY, "PASSIVE").exec()))
+}
+
 /// Cores this process may run on (the affinity mask), at least 1.
 pub fn available_cores() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)

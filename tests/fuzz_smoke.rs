@@ -1,15 +1,17 @@
 //! The fuzz targets of `fuzz/` on every `cargo test`, without libFuzzer: each target runs over
-//! its committed corpus (`fuzz/corpus/<target>/`) and over deterministic mutations of it (bit
-//! flips, truncations, duplicated and inserted bytes, overwritten length fields). No input may
-//! panic; the long coverage-guided runs and their figures are in BENCHMARKS.md ("Fuzzing").
+//! its committed corpus (`fuzz/corpus/<target>/`, grown by the long coverage-guided runs) and over
+//! a fixed number of deterministic mutations of it (bit flips, truncations, duplicated and
+//! inserted bytes, overwritten length fields), so the smoke stays a few seconds however large the
+//! corpora grow. No input may panic; the long runs and their figures are in BENCHMARKS.md
+//! ("Reliability").
 
 use std::path::Path;
 
 #[path = "../fuzz/src/targets.rs"]
 mod targets;
 
-/// Mutated inputs per corpus file.
-const MUTATIONS_PER_FILE: usize = 300;
+/// Mutated inputs per target, each from a corpus file picked at random.
+const MUTATIONS_PER_TARGET: usize = 1500;
 
 struct XorShift(u64);
 
@@ -72,21 +74,41 @@ fn every_fuzz_target_survives_its_corpus_and_mutations() {
         files.sort();
         assert!(!files.is_empty(), "{name}: empty corpus");
         let started = std::time::Instant::now();
+        let seeds: Vec<(&Path, Vec<u8>)> = files.iter().map(|f| (f.as_path(), std::fs::read(f).unwrap())).collect();
+        let mutated = (0..MUTATIONS_PER_TARGET).map(|_| {
+            let (file, seed) = &seeds[rng.below(seeds.len())];
+            (*file, mutate(seed, &mut rng))
+        });
         let mut cases = 0usize;
-        for file in &files {
-            let seed = std::fs::read(file).unwrap();
-            let mut inputs = vec![seed.clone()];
-            inputs.extend((0..MUTATIONS_PER_FILE).map(|_| mutate(&seed, &mut rng)));
-            for input in inputs {
-                let outcome = std::panic::catch_unwind(|| target(&input));
-                if outcome.is_err() {
-                    let path = std::env::temp_dir().join(format!("fuzz-smoke-{name}-crash"));
-                    std::fs::write(&path, &input).unwrap();
-                    panic!("{name} panicked on a mutation of {}; input saved to {}", file.display(), path.display());
-                }
-                cases += 1;
+        for (file, input) in seeds.iter().map(|(f, s)| (*f, s.clone())).chain(mutated) {
+            let outcome = std::panic::catch_unwind(|| target(&input));
+            if outcome.is_err() {
+                let path = std::env::temp_dir().join(format!("fuzz-smoke-{name}-crash"));
+                std::fs::write(&path, &input).unwrap();
+                panic!("{name} panicked on {} or a mutation of it; input saved to {}", file.display(), path.display());
             }
+            cases += 1;
         }
         println!("{name}: {cases} cases from {} corpus files in {:.2} s", files.len(), started.elapsed().as_secs_f64());
     }
+}
+
+/// The `cdr` corpus reaches every input the node subscribes to and every service it offers: the
+/// seeds' selector bytes (see `scripts/fuzz-seeds.sh`) cover all of them.
+#[test]
+fn cdr_corpus_has_a_seed_for_every_input_and_service() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/cdr");
+    let mut covered = [false; targets::CDR_SELECTORS];
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(rest) = name.strip_prefix("seed-") {
+            let bytes = std::fs::read(dir.join(&name)).unwrap();
+            let selector = usize::from(bytes[0]) % targets::CDR_SELECTORS;
+            assert_eq!(rest[..2].parse::<usize>().unwrap(), selector, "{name}: selector byte and name disagree");
+            covered[selector] = true;
+        }
+    }
+    let missing: Vec<usize> = (0..covered.len()).filter(|&i| !covered[i]).collect();
+    assert!(missing.is_empty(), "no seed for selectors {missing:?}");
+    assert_eq!(targets::CDR_SELECTORS, patrack::ros::inputs::Input::COUNT + patrack::ros::managed::Service::ALL.len());
 }

@@ -6,8 +6,15 @@
 use std::io::Cursor;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
 use patrack::model::checkpoint;
-use patrack::ros::node::{Input, InputMessage};
+use patrack::ros::inputs::{CameraMsg, Input, InputMessage};
+use patrack::ros::managed::{ManagedNode, ModelFactory, Service};
+use patrack::ros::msgs::Time;
+use patrack::ros::node::{Sink, SinkError};
+use patrack::ros::output::Output;
+use patrack::ros::params::NodeParams;
 
 /// A target's body.
 pub type Target = fn(&[u8]);
@@ -26,12 +33,49 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("results_text", results_text),
 ];
 
-/// CDR of every message the node subscribes to: the first byte picks the input, the rest is the
-/// payload (encapsulation header included).
+/// Selectors of the `cdr` target: the inputs (in [`Input::ALL`] order), then the services (in
+/// [`Service::ALL`] order).
+pub const CDR_SELECTORS: usize = Input::COUNT + Service::ALL.len();
+
+/// CDR of every message the node reads: the first byte (modulo [`CDR_SELECTORS`]) picks a
+/// subscribed input or a service, the rest is the payload (encapsulation header included).
+/// Inputs go through [`InputMessage::decode`] and, for camera messages, the pixel decoding the
+/// inference thread runs; service requests go through [`ManagedNode::call`], the whole request
+/// path of the transports, on a fresh node whose model never loads (a `change_state` configure
+/// fails cleanly instead of building a network).
 pub fn cdr(data: &[u8]) {
     let Some((&which, payload)) = data.split_first() else { return };
-    let input = Input::ALL[usize::from(which) % Input::ALL.len()];
-    let _ = InputMessage::decode(input, payload);
+    let which = usize::from(which) % CDR_SELECTORS;
+    match which.checked_sub(Input::COUNT) {
+        None => match InputMessage::decode(Input::ALL[which], payload) {
+            Ok(InputMessage::Image(image)) => {
+                let _ = CameraMsg::Raw(image).decode();
+            }
+            Ok(InputMessage::CompressedImage(image)) => {
+                let _ = CameraMsg::Compressed(image).decode();
+            }
+            _ => {}
+        },
+        Some(service) => {
+            let _ = unloadable_node().call(Service::ALL[service], payload);
+        }
+    }
+}
+
+/// Discards what the node publishes (parameter and transition events).
+struct NullSink;
+
+impl Sink for NullSink {
+    fn publish(&self, _: Output, _: &[u8]) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+/// A managed node with the default parameters whose model factory always fails.
+fn unloadable_node() -> ManagedNode {
+    let factory: ModelFactory = Box::new(|_| Err("no model in the fuzz target".into()));
+    let clock = Box::new(|| Time { sec: 1, nanosec: 0 });
+    ManagedNode::new("/fuzz/patrack", NodeParams::default(), factory, Arc::new(NullSink), clock)
 }
 
 const ENCODINGS: &[&str] = &["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "16UC1", "32FC1", "8UC3", "yuv422"];

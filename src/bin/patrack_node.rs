@@ -4,6 +4,11 @@
 
 #[cfg(feature = "ros")]
 fn main() -> std::process::ExitCode {
+    // Before anything else: libgomp reads the wait policy when libtorch loads (thread policy in
+    // the README).
+    if let Err(e) = patrack::device::ensure_passive_omp() {
+        eprintln!("warning: {}", patrack::cli::error_chain(&e.into()));
+    }
     patrack::device::tune_allocator();
     patrack::device::set_flush_denormals(true);
     match patrack::ros::transport::r2r::run() {

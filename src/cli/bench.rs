@@ -40,8 +40,9 @@ pub struct Args {
     /// decoding, aux preparation, registration, publishing; no network).
     #[arg(long)]
     pub node: bool,
-    /// Soak: push this many RGB + thermal pairs through the node core (tracking with --model, or
-    /// the small demo model) and report the resident memory growth after warm-up.
+    /// Soak: push this many RGB + thermal pairs through the node core (tracking with --model, the
+    /// test weights of --config when one other than vit_base is named, or the small demo model)
+    /// and report the resident memory growth after warm-up.
     #[arg(long)]
     pub soak: Option<usize>,
     /// Keep denormal floats (the libtorch default) instead of flushing them to zero, to measure
@@ -443,14 +444,23 @@ fn soak(args: &Args, pairs: usize) -> anyhow::Result<()> {
     const WARM_PAIRS: usize = 1000;
     const SAMPLE_EVERY: usize = 500;
     let (w, h) = parse_frame(&args.frame)?;
-    let model_path = match &args.model.model {
-        Some(m) => m.display().to_string(),
-        None => "models/patrack_small_rgbt.safetensors".to_string(),
+    // `--model`, else hashed test weights when a configuration other than the default is named
+    // (`--config tiny`: a cheap network, so the soak exercises the node's own path at speed),
+    // else the small demo model.
+    let (model_path, model_config) = match &args.model.model {
+        Some(m) => (m.display().to_string(), args.model.config.clone()),
+        None if args.model.config != "vit_base" => (String::new(), args.model.config.clone()),
+        None => ("models/patrack_small_rgbt.safetensors".to_string(), args.model.config.clone()),
     };
+    let model_name = if model_path.is_empty() { format!("test weights ({model_config})") } else { model_path.clone() };
     let (bw, bh) = (w as f64 / 8.0, h as f64 / 8.0);
+    // The CLI's precision (fp32 by default), not the node's bf16 default: bf16 on a CPU without
+    // native bf16 arithmetic would measure the conversion, not the node.
     let params = NodeParams {
         device: "cpu".into(),
+        precision: args.model.precision()?.to_string(),
         model_path: model_path.clone(),
+        model_config,
         initial_bbox: [w as f64 / 2.0 - bw / 2.0, h as f64 / 2.0 - bh / 2.0, bw, bh],
         ..Default::default()
     };
@@ -497,7 +507,7 @@ fn soak(args: &Args, pairs: usize) -> anyhow::Result<()> {
     let growth_pct = (last.1 - warm.1) / warm.1 * 100.0;
     println!("RSS MiB by pairs: {}", samples.iter().map(|(n, r)| format!("{n}:{r:.1}")).collect::<Vec<_>>().join(" "));
     println!(
-        "soak: {pairs} pairs {w}x{h} through NodeCore with {model_path} in {seconds:.1} s ({:.1} pairs/s); \
+        "soak: {pairs} pairs {w}x{h} through NodeCore with {model_name} in {seconds:.1} s ({:.1} pairs/s); \
          {} messages published; RSS {:.1} MiB after {} pairs, {:.1} MiB at the end (peak {:.1}): growth {growth_pct:+.2} %",
         pairs as f64 / seconds,
         sink.0.load(std::sync::atomic::Ordering::Relaxed),

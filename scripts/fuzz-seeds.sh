@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Writes the seeds of the `cdr` fuzz target (fuzz/corpus/cdr/seed-*) from the CDR fixtures in
+# tests/data/ros/jazzy (written by rosbags, see tests/data/ros/README.md): one selector byte, then
+# the message. Selectors (fuzz/src/targets.rs, `cdr`): 0-7 the inputs in `Input::ALL` order,
+# 8-20 the services in `Service::ALL` order.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+fixtures="$root/tests/data/ros/jazzy"
+out="$root/fuzz/corpus/cdr"
+mkdir -p "$out"
+rm -f "$out"/seed-*
+seed() { # selector name fixture
+    { printf "\\x$(printf %02x "$1")"; cat "$fixtures/$3"; } >"$out/seed-$(printf %02d "$1")-$2-$3"
+}
+for f in image_32fc1.cdr image_32fc1.be.cdr image_mono16_is_bigendian0.cdr image_mono16_is_bigendian0.be.cdr \
+    image_mono16_is_bigendian1.cdr image_rgb8_padded.cdr; do
+    seed 0 rgb "$f"
+    seed 1 aux "$f"
+done
+seed 2 rgb_compressed compressed_png.cdr
+seed 3 aux_compressed compressed_png.cdr
+seed 4 aux_compressed_depth compressed_png.cdr
+seed 5 init detection2d.cdr
+seed 6 init_roi roi.cdr
+seed 7 reset empty.cdr
+seed 8 get_parameters get_parameters_request.cdr
+seed 9 get_parameter_types get_parameters_request.cdr
+seed 10 set_parameters set_parameters_request.cdr
+seed 10 set_parameters set_parameters_request.be.cdr
+seed 11 set_parameters_atomically set_parameters_request.cdr
+seed 12 describe_parameters get_parameters_request.cdr
+seed 13 list_parameters list_parameters_request.cdr
+seed 13 list_parameters list_parameters_request.be.cdr
+seed 14 change_state change_state_request.cdr
+for s in 15:get_state 16:get_available_states 17:get_available_transitions 18:get_transition_graph 19:reset_service; do
+    seed "${s%%:*}" "${s#*:}" get_state_request.cdr
+done
+seed 20 enable set_bool_request.cdr
