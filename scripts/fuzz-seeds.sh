@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Writes the seeds of the `cdr` fuzz target (fuzz/corpus/cdr/seed-*) from the CDR fixtures in
 # tests/data/ros/jazzy (written by rosbags, see tests/data/ros/README.md): one selector byte, then
-# the message. Selectors (fuzz/src/targets.rs, `cdr`): 0-7 the inputs in `Input::ALL` order,
-# 8-20 the services in `Service::ALL` order.
+# the message. Selectors (fuzz/src/targets.rs, `cdr`): 0-8 the inputs in `Input::ALL` order,
+# 9-21 the services in `Service::ALL` order.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 fixtures="$root/tests/data/ros/jazzy"
@@ -23,16 +23,18 @@ seed 4 aux_compressed_depth compressed_png.cdr
 seed 5 init detection2d.cdr
 seed 6 init_roi roi.cdr
 seed 7 reset empty.cdr
-seed 8 get_parameters get_parameters_request.cdr
-seed 9 get_parameter_types get_parameters_request.cdr
-seed 10 set_parameters set_parameters_request.cdr
-seed 10 set_parameters set_parameters_request.be.cdr
-seed 11 set_parameters_atomically set_parameters_request.cdr
-seed 12 describe_parameters get_parameters_request.cdr
-seed 13 list_parameters list_parameters_request.cdr
-seed 13 list_parameters list_parameters_request.be.cdr
-seed 14 change_state change_state_request.cdr
-for s in 15:get_state 16:get_available_states 17:get_available_transitions 18:get_transition_graph 19:reset_service; do
+seed 8 rgb_camera_info camera_info.cdr
+seed 8 rgb_camera_info camera_info.be.cdr
+seed 9 get_parameters get_parameters_request.cdr
+seed 10 get_parameter_types get_parameters_request.cdr
+seed 11 set_parameters set_parameters_request.cdr
+seed 11 set_parameters set_parameters_request.be.cdr
+seed 12 set_parameters_atomically set_parameters_request.cdr
+seed 13 describe_parameters get_parameters_request.cdr
+seed 14 list_parameters list_parameters_request.cdr
+seed 14 list_parameters list_parameters_request.be.cdr
+seed 15 change_state change_state_request.cdr
+for s in 16:get_state 17:get_available_states 18:get_available_transitions 19:get_transition_graph 20:reset_service; do
     seed "${s%%:*}" "${s#*:}" get_state_request.cdr
 done
-seed 20 enable set_bool_request.cdr
+seed 21 enable set_bool_request.cdr

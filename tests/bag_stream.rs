@@ -240,3 +240,37 @@ fn a_replay_meeting_a_corrupted_chunk_stops_with_readable_outputs_and_a_truncate
     assert_eq!(s.aux.read, 7, "the last thermal frame was in the cut chunk");
     assert_eq!(s.answered, 7);
 }
+
+#[test]
+fn a_record_running_past_its_uncompressed_chunk_is_refused_by_name() {
+    // Found by fuzzing: the mcap crate (0.26) subtracts a record's length from what is left of an
+    // uncompressed chunk unchecked (a panic where overflow checks are on). The chunk's CRC is
+    // zeroed ("not computed"), as writers may, so the CRC check cannot catch it first.
+    let dir = tmp("bag_stream", "record_past_chunk");
+    let bag = mixed_bag(&dir, ChunkCompression::None);
+    let path = mcap_file(&bag);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let (chunk_no, chunk_offset, _) = chunk_of_only(&bytes, OTHER);
+    let body = chunk_offset as usize + 9;
+    bytes[body + 24..body + 28].fill(0); // uncompressed_crc
+    assert_eq!(&bytes[body + 28..body + 32], &[0, 0, 0, 0], "uncompressed chunk");
+    let first_record_len = body + 40 + 1;
+    let len = u64::from_le_bytes(bytes[first_record_len..first_record_len + 8].try_into().unwrap());
+    bytes[first_record_len..first_record_len + 8].copy_from_slice(&(len + 100_000).to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+
+    let (rgb, err) = read_all(&bag, &[RGB]);
+    assert!(err.is_none(), "the chunk holds no RGB and is not read: {err:?}");
+    assert_eq!(rgb.len(), 10);
+    let (_, err) = read_all(&bag, &[]);
+    let text = err.expect("the bad chunk is reported").to_string();
+    println!("{text}");
+    assert!(text.contains(&format!("chunk {chunk_no} at byte {chunk_offset}")), "{text}");
+    assert!(text.contains("runs past the chunk's end"), "{text}");
+    // Read linearly (no summary), the same.
+    let bare = cut(&bytes, data_end(&bytes), &dir, "record_past_chunk_linear");
+    let (rgb, err) = read_all(&bare, &[RGB]);
+    let text = err.expect("the bad chunk is reported").to_string();
+    assert!(text.contains("runs past the chunk's end"), "{text}");
+    assert_eq!(rgb.len(), 5);
+}

@@ -218,6 +218,12 @@ impl McapFile {
                 what: format!("no chunk record of {body_len} bytes at byte {pos} (chunk {chunk_no})"),
             });
         }
+        if let Some(problem) = uncompressed_framing_problem(&buf[RECORD_PREFIX_BYTES as usize..]) {
+            return Err(BagError::BadIndex {
+                path: self.path.clone(),
+                what: format!("chunk {chunk_no} at byte {pos}: {problem}"),
+            });
+        }
         reader.notify_read(total);
         let chunk_err = |source: mcap::McapError| match source {
             mcap::McapError::BadChunkCrc { saved, calculated } => {
@@ -246,6 +252,45 @@ impl McapFile {
         }
         Ok(out)
     }
+}
+
+/// Why the records of an uncompressed chunk (`body`: the chunk record after its opcode and
+/// length) do not tile its records section exactly, or `None` when they do (or the chunk is
+/// compressed: the decompressor bounds those). The mcap crate (0.26) subtracts a record's length
+/// from the bytes left in the chunk without checking it (an overflow, a panic where overflow
+/// checks are on), so the framing is checked here first.
+fn uncompressed_framing_problem(body: &[u8]) -> Option<String> {
+    let u32_at = |at: usize| body.get(at..at + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()));
+    let u64_at = |at: usize| body.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()));
+    // message_start_time, message_end_time, uncompressed_size (u64 each), uncompressed_crc (u32)
+    let compression_len = u32_at(28)? as usize;
+    let records_at = 32usize.checked_add(compression_len)?;
+    if compression_len != 0 {
+        return None;
+    }
+    let records_len = u64_at(records_at)?;
+    let records = &body[records_at + 8..];
+    if records_len > records.len() as u64 {
+        return Some(format!("its records section declares {records_len} bytes, the chunk holds {}", records.len()));
+    }
+    let records = &records[..records_len as usize];
+    let mut at = 0usize;
+    while at < records.len() {
+        let left = records.len() - at;
+        let Some(len) = records
+            .get(at + 1..at + RECORD_PREFIX_BYTES as usize)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+        else {
+            return Some(format!("a record header at offset {at} is cut off by the chunk's end"));
+        };
+        if len > (left - RECORD_PREFIX_BYTES as usize) as u64 {
+            return Some(format!(
+                "a record of {len} bytes at offset {at} runs past the chunk's end ({left} bytes left)"
+            ));
+        }
+        at += RECORD_PREFIX_BYTES as usize + len as usize;
+    }
+    None
 }
 
 /// Channels and schemas seen so far (from the summary, or accumulated in a linear scan).
