@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import math
 import os
 import re
 import sys
@@ -47,60 +46,8 @@ import warnings
 
 import numpy as np
 
-MASK32 = np.uint64(0xFFFFFFFF)
-
-
-# --------------------------------------------------------------------------------------------
-# Deterministic weights / inputs (golden README section 1; src/model/hashinit.rs)
-# --------------------------------------------------------------------------------------------
-
-def fnv1a32(s: str) -> int:
-    h = 2166136261
-    for b in s.encode("utf-8"):
-        h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-    return h
-
-
-def hash_u(key: str, n: int) -> np.ndarray:
-    """u in [0,1) (float64) for the flat indices 0..n-1 of tensor `key`."""
-    i = np.arange(n, dtype=np.uint64)
-    h = np.uint64(fnv1a32(key)) ^ ((i * np.uint64(0x9E3779B1)) & MASK32)
-    h ^= h >> np.uint64(16)
-    h = (h * np.uint64(0x85EBCA6B)) & MASK32
-    h ^= h >> np.uint64(13)
-    h = (h * np.uint64(0xC2B2AE35)) & MASK32
-    h ^= h >> np.uint64(16)
-    return (h >> np.uint64(8)).astype(np.float64) / float(1 << 24)
-
-
-def hashed_value(key: str, shape) -> np.ndarray:
-    """The value rule of section 1 (first matching line wins), float64 -> float32 once."""
-    shape = tuple(int(s) for s in shape)
-    n = int(np.prod(shape)) if shape else 1
-    if key.endswith("num_batches_tracked"):
-        return np.zeros(shape, dtype=np.int64)
-    u = hash_u(key, n)
-    if key.endswith("running_var"):
-        v = 0.5 + u
-    elif key.endswith("running_mean"):
-        v = 0.2 * (u - 0.5)
-    elif "pos_embed" in key or "cls_token" in key:
-        v = 0.2 * (u - 0.5)
-    elif len(shape) == 1 and key.endswith(".weight"):
-        v = 1.0 + 0.2 * (u - 0.5)
-    elif len(shape) == 1:
-        v = 0.2 * (u - 0.5)
-    elif len(shape) >= 2:
-        fan_in = n // shape[0]
-        v = (2.0 * u - 1.0) * math.sqrt(3.0 / fan_in)
-    else:
-        raise ValueError(f"no hash rule for {key} with shape {shape}")
-    return v.astype(np.float32).reshape(shape)
-
-
-def hashed_input(key: str, shape) -> np.ndarray:
-    u = hash_u(key, int(np.prod(shape)))
-    return (2.0 * (2.0 * u - 1.0)).astype(np.float32).reshape(shape)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from golden_hash import hashed_input, hashed_value  # noqa: E402  (scripts/golden_hash.py)
 
 
 def hashed_state_dict(model):

@@ -43,57 +43,17 @@ BATCH = 2
 
 # ---------------------------------------------------------------- the golden hash rule
 
-MASK = 0xFFFFFFFF
-
-
-def fnv1a32(s):
-    h = 2166136261
-    for b in s.encode("utf-8"):
-        h = ((h ^ b) * 16777619) & MASK
-    return h
-
-
-def fmix32(h):
-    h = np.asarray(h, dtype=np.uint64)
-    h ^= h >> np.uint64(16)
-    h = (h * np.uint64(0x85EBCA6B)) & np.uint64(MASK)
-    h ^= h >> np.uint64(13)
-    h = (h * np.uint64(0xC2B2AE35)) & np.uint64(MASK)
-    h ^= h >> np.uint64(16)
-    return h
-
-
-def uniform(key, numel):
-    i = np.arange(numel, dtype=np.uint64)
-    x = np.uint64(fnv1a32(key)) ^ ((i * np.uint64(0x9E3779B1)) & np.uint64(MASK))
-    return (fmix32(x) >> np.uint64(8)).astype(np.float64) / 2.0**24
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "scripts"))
+import golden_hash  # noqa: E402  (scripts/golden_hash.py)
 
 
 def hashed(key, shape):
-    numel = int(np.prod(shape)) if len(shape) else 1
-    u = uniform(key, numel)
-    if key.endswith("running_var"):
-        v = 0.5 + u
-    elif key.endswith("running_mean"):
-        v = 0.2 * (u - 0.5)
-    elif "pos_embed" in key or "cls_token" in key:
-        v = 0.2 * (u - 0.5)
-    elif len(shape) == 1 and key.endswith(".weight"):
-        v = 1.0 + 0.2 * (u - 0.5)
-    elif len(shape) <= 1:
-        v = 0.2 * (u - 0.5)
-    else:
-        fan_in = numel / shape[0]
-        v = (2.0 * u - 1.0) * math.sqrt(3.0 / fan_in)
-    return torch.from_numpy(v.astype(np.float32).reshape(shape))
+    return torch.from_numpy(golden_hash.hashed_value(key, shape))
 
 
 def hashed_input(key, shape):
-    u = uniform(key, int(np.prod(shape)))
-    return torch.from_numpy((2.0 * (2.0 * u - 1.0)).astype(np.float32).reshape(shape))
+    return torch.from_numpy(golden_hash.hashed_input(key, shape))
 
-
-# ---------------------------------------------------------------- safetensors, written by hand
 
 def write_safetensors(path, tensors, metadata):
     dtypes = {torch.float32: "F32", torch.int64: "I64"}

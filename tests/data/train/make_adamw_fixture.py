@@ -15,46 +15,27 @@ norm and the final moments are saved.
 """
 
 import json
-import math
 import os
 import struct
+import sys
 
 import numpy as np
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MASK = 0xFFFFFFFF
-
 SHAPES = {"a.weight": (4, 3), "a.bias": (5,), "b.conv": (2, 2, 3, 3)}
 LRS = [4e-4, 4e-4, 4e-4, 4e-5, 4e-5]
 GRAD_SCALE = [1.0, 1e-3, 3.0, 1e-2, 1.0]
 WEIGHT_DECAY, MAX_NORM = 1e-4, 0.1
 
 
-def fnv1a32(s):
-    h = 2166136261
-    for b in s.encode("utf-8"):
-        h = ((h ^ b) * 16777619) & MASK
-    return h
-
-
-def fmix32(h):
-    h = np.asarray(h, dtype=np.uint64)
-    h ^= h >> np.uint64(16)
-    h = (h * np.uint64(0x85EBCA6B)) & np.uint64(MASK)
-    h ^= h >> np.uint64(13)
-    h = (h * np.uint64(0xC2B2AE35)) & np.uint64(MASK)
-    h ^= h >> np.uint64(16)
-    return h
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "scripts"))
+import golden_hash  # noqa: E402  (scripts/golden_hash.py)
 
 
 def hashed_input(key, shape):
     """The golden rule's hashed inputs: uniform in [-2, 2) (src/model/hashinit.rs `hash_input`)."""
-    n = int(np.prod(shape))
-    i = np.arange(n, dtype=np.uint64)
-    x = np.uint64(fnv1a32(key)) ^ ((i * np.uint64(0x9E3779B1)) & np.uint64(MASK))
-    u = (fmix32(x) >> np.uint64(8)).astype(np.float64) / 2.0**24
-    return torch.from_numpy((2.0 * (2.0 * u - 1.0)).astype(np.float32).reshape(shape))
+    return torch.from_numpy(golden_hash.hashed_input(key, shape))
 
 
 def write_safetensors(path, tensors, metadata):
