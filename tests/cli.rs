@@ -2,16 +2,9 @@
 
 mod common;
 
-use std::process::Command;
+use common::patrack;
 
-fn patrack(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_patrack")).args(args).output().expect("running patrack");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+use std::process::Command;
 
 #[test]
 fn info_reports_the_libtorch_version_and_cuda_state() {

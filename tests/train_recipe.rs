@@ -4,9 +4,10 @@
 
 mod common;
 
+use common::patrack;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use patrack::device::Precision;
 use patrack::eval::layout::DatasetKind;
@@ -330,15 +331,6 @@ fn visevent_train_subset_with_bmp_frames_and_absent_labels() {
 }
 
 // ------------------------------------------------------------------ the whole path
-
-fn patrack(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_patrack")).args(args).output().expect("running patrack");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// `patrack train --recipe paper` at CI size: the OSTrack-format tiny checkpoint as the base, a
 /// synthetic set in LasHeR's published training layout, validation on a listed sequence of a

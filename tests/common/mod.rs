@@ -52,3 +52,13 @@ pub fn assert_close(what: &str, a: &Tensor, b: &Tensor, tol: f64) {
     println!("{what}: max abs diff {d:.3e} (tolerance {tol:.0e})");
     assert!(d <= tol, "{what}: max abs diff {d:e} > {tol:e}");
 }
+
+/// Runs the `patrack` binary: (success, stdout, stderr).
+pub fn patrack(args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_patrack")).args(args).output().expect("running patrack");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
