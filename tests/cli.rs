@@ -4,8 +4,6 @@ mod common;
 
 use common::patrack;
 
-use std::process::Command;
-
 #[test]
 fn info_reports_the_libtorch_version_and_cuda_state() {
     let (ok, stdout, _) = patrack(&["info"]);
@@ -112,7 +110,7 @@ fn saved_weights_load_back_identically_with_their_configuration() {
 #[cfg(not(feature = "ros"))]
 #[test]
 fn patrack_node_without_ros_says_how_to_build_it() {
-    let out = Command::new(env!("CARGO_BIN_EXE_patrack_node")).output().expect("running patrack_node");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_patrack_node")).output().expect("running patrack_node");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--features ros") && stderr.contains("patrack node"), "{stderr}");
