@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Writes the seeds of the `cdr` fuzz target (fuzz/corpus/cdr/seed-*) from the CDR fixtures in
 # tests/data/ros/jazzy (written by rosbags, see tests/data/ros/README.md): one selector byte, then
-# the message. Selectors (fuzz/src/targets.rs, `cdr`): 0-8 the inputs in `Input::ALL` order,
-# 9-21 the services in `Service::ALL` order.
+# the message. Selectors (fuzz/src/targets.rs, `cdr`): 0-9 the inputs in `Input::ALL` order,
+# 10-22 the services in `Service::ALL` order.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 fixtures="$root/tests/data/ros/jazzy"
@@ -25,16 +25,18 @@ seed 6 init_roi roi.cdr
 seed 7 reset empty.cdr
 seed 8 rgb_camera_info camera_info.cdr
 seed 8 rgb_camera_info camera_info.be.cdr
-seed 9 get_parameters get_parameters_request.cdr
-seed 10 get_parameter_types get_parameters_request.cdr
-seed 11 set_parameters set_parameters_request.cdr
-seed 11 set_parameters set_parameters_request.be.cdr
-seed 12 set_parameters_atomically set_parameters_request.cdr
-seed 13 describe_parameters get_parameters_request.cdr
-seed 14 list_parameters list_parameters_request.cdr
-seed 14 list_parameters list_parameters_request.be.cdr
-seed 15 change_state change_state_request.cdr
-for s in 16:get_state 17:get_available_states 18:get_available_transitions 19:get_transition_graph 20:reset_service; do
+seed 9 reset_target string_target_id.cdr
+seed 9 reset_target string_target_id.be.cdr
+seed 10 get_parameters get_parameters_request.cdr
+seed 11 get_parameter_types get_parameters_request.cdr
+seed 12 set_parameters set_parameters_request.cdr
+seed 12 set_parameters set_parameters_request.be.cdr
+seed 13 set_parameters_atomically set_parameters_request.cdr
+seed 14 describe_parameters get_parameters_request.cdr
+seed 15 list_parameters list_parameters_request.cdr
+seed 15 list_parameters list_parameters_request.be.cdr
+seed 16 change_state change_state_request.cdr
+for s in 17:get_state 18:get_available_states 19:get_available_transitions 20:get_transition_graph 21:reset_service; do
     seed "${s%%:*}" "${s#*:}" get_state_request.cdr
 done
-seed 21 enable set_bool_request.cdr
+seed 22 enable set_bool_request.cdr

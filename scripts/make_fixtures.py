@@ -343,6 +343,7 @@ def samples():
         ("clock", "rosgraph_msgs/msg/Clock", {"clock": stamp(42, 1000)}, {}, False),
         ("float32", "std_msgs/msg/Float32", {"data": 0.8125}, {}, True),
         ("empty", "std_msgs/msg/Empty", {"structure_needs_at_least_one_member": 0}, {}, False),
+        ("string_target_id", "std_msgs/msg/String", {"data": "boat_2 🛥"}, {}, True),
         ("image_mono16_is_bigendian0", "sensor_msgs/msg/Image", mono16_image(False),
          {"pixels": MONO16_PIXELS}, True),
         ("image_mono16_is_bigendian1", "sensor_msgs/msg/Image", mono16_image(True),

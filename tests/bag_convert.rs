@@ -19,6 +19,7 @@ use patrack::device::Precision;
 use patrack::eval::layout::{self, BenchSequence, DatasetKind, FrameResult};
 use patrack::eval::{report, runner};
 use patrack::ros::params::NodeParams;
+use patrack::ros::targets::TargetSet;
 use patrack::sensor::{DecodedImage, Modality};
 use patrack::tracker::{BoxXywh, Tracker, TrackerConfig};
 
@@ -103,14 +104,14 @@ fn benchmark(kind: DatasetKind, dir: &Path) -> PathBuf {
 
 /// Replays `bag` with the node's defaults for `kind` and the ground-truth topic, returning the
 /// track in the benchmark's raw-result form.
-fn replay_as_result(bag: &Path, kind: DatasetKind, out: &Path, tracker: &mut Tracker) -> Vec<FrameResult> {
+fn replay_as_result(bag: &Path, kind: DatasetKind, out: &Path, tracker: &mut TargetSet) -> Vec<FrameResult> {
     let opts_c = ConvertOptions::new(kind);
     let mut opts = ReplayOptions::new(&opts_c.rgb_topic, &opts_c.aux_topic, InitSource::Topic(opts_c.gt_topic.clone()));
     opts.params = NodeParams { modality: kind.modality(), ..NodeParams::default() };
     let mut frames = Vec::new();
     let s = replay::replay(bag, out, tracker, &opts, &mut |p| {
         for a in p.answered {
-            let r = a.row.as_ref().expect("every answer after the first-frame init has a box");
+            let r = a.rows.first().expect("every answer after the first-frame init has a box");
             let score = (!frames.is_empty()).then_some(r.score);
             frames.push(FrameResult { bbox: BoxXywh::new(r.x, r.y, r.w, r.h), score, time_s: a.inference_ms / 1e3 });
         }
@@ -133,6 +134,7 @@ fn converted_sequences_replay_to_the_scores_of_eval() {
         let mut tracker = Tracker::new(demo_model(kind.modality()), TrackerConfig::default()).unwrap();
         let eval_dir = dir.join(format!("{kind:?}_eval"));
         runner::run_benchmark(&mut tracker, kind, &seqs, &eval_dir).unwrap();
+        let mut tracker = TargetSet::from(tracker);
 
         let bag_dir = dir.join(format!("{kind:?}_bag"));
         for seq in &seqs {

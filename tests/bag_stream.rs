@@ -214,9 +214,10 @@ fn a_replay_meeting_a_corrupted_chunk_stops_with_readable_outputs_and_a_truncate
     let mut bytes = clean.clone();
     bytes[(c.compressed_data_offset().unwrap() + c.compressed_size - 100) as usize] ^= 0xff;
     std::fs::write(&path, &bytes).unwrap();
-    let err =
-        replay::replay(&bag, &dir.join("out_crc"), &mut tiny_tracker(), &opts, &mut |_| ControlFlow::Continue(()))
-            .unwrap_err();
+    let err = replay::replay(&bag, &dir.join("out_crc"), &mut tiny_tracker().into(), &opts, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err();
     let ReplayError::Failed { summary, source } = &err else { panic!("{err}") };
     assert!(matches!(**source, ReplayError::Bag(BagError::CorruptChunk { chunk, .. }) if chunk == victim + 1), "{err}");
     let stopped = summary.stopped.as_deref().unwrap();
@@ -231,8 +232,10 @@ fn a_replay_meeting_a_corrupted_chunk_stops_with_readable_outputs_and_a_truncate
     // metadata.yaml): every complete pair is replayed and the cut is a note, not a failure.
     let last_chunk = records_of(&clean).into_iter().rfind(|r| r.0 == OP_CHUNK).unwrap();
     let file = cut(&clean, last_chunk.1 + last_chunk.2 - 10, &dir, "killed");
-    let s = replay::replay(&file, &dir.join("out_cut"), &mut tiny_tracker(), &opts, &mut |_| ControlFlow::Continue(()))
-        .unwrap();
+    let s = replay::replay(&file, &dir.join("out_cut"), &mut tiny_tracker().into(), &opts, &mut |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
     println!("notes: {:?}", s.notes);
     assert_eq!(s.notes.len(), 2, "read linearly, and where it was cut");
     assert!(s.notes[1].contains("ends inside the record"), "{}", s.notes[1]);

@@ -109,6 +109,47 @@ fn saved_weights_load_back_identically_with_their_configuration() {
 /// feature list installs it; without the `ros` feature it says how to build the real node.
 #[cfg(not(feature = "ros"))]
 #[test]
+fn replay_tracks_several_initial_boxes_by_id_with_max_targets() {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("cli-multi-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let bag = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/ros/sample_mcap");
+    let args = [
+        "replay",
+        bag,
+        "--rgb-topic",
+        "/camera/rgb/image_raw",
+        "--aux-topic",
+        "/camera/thermal/image_raw",
+        "--max-interval-s",
+        "0.01",
+        "--init",
+        "square:8,14,12,12",
+        "--init",
+        "corner:40,30,10,10",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    // Two boxes need two target slots.
+    let (ok, stdout, stderr) = patrack(&args);
+    assert!(!ok, "{stdout}");
+    assert!(
+        stderr.contains("2 --init boxes with ids track several targets: pass --max-targets N (N >= 2)"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = patrack(&[&args[..], &["--max-targets", "2"]].concat());
+    assert!(ok, "{stdout}{stderr}");
+    assert!(stdout.contains("replayed 8 frame pairs"), "{stdout}");
+    let csv = std::fs::read_to_string(out.join("tracks.csv")).unwrap();
+    let ids: Vec<&str> = csv.lines().skip(1).map(|l| l.rsplit(',').next().unwrap()).collect();
+    assert_eq!(ids.len(), 16, "{csv}");
+    assert!(ids.chunks(2).all(|c| c == ["square", "corner"]), "{csv}");
+    // A third box does not fit two slots.
+    let (ok, _, stderr) = patrack(&[&args[..], &["--max-targets", "2", "--init", "x:1,1,5,5", "--force"]].concat());
+    assert!(!ok);
+    assert!(stderr.contains("3 initial boxes need max_targets >= 3, got 2"), "{stderr}");
+}
+
+#[test]
 fn patrack_node_without_ros_says_how_to_build_it() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_patrack_node")).output().expect("running patrack_node");
     let stderr = String::from_utf8_lossy(&out.stderr);

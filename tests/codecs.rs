@@ -104,6 +104,7 @@ macro_rules! with_type {
             "std_msgs/msg/Header" => $f::<Header>($($arg),*),
             "std_msgs/msg/Float32" => $f::<Float32>($($arg),*),
             "std_msgs/msg/Empty" => $f::<Empty>($($arg),*),
+            "std_msgs/msg/String" => $f::<StringMsg>($($arg),*),
             "sensor_msgs/msg/Image" => $f::<Image>($($arg),*),
             "sensor_msgs/msg/CompressedImage" => $f::<CompressedImage>($($arg),*),
             "sensor_msgs/msg/RegionOfInterest" => $f::<RegionOfInterest>($($arg),*),

@@ -22,7 +22,7 @@ fn sample_bag() -> PathBuf {
 }
 
 fn go(bag: &Path, out: &Path, opts: &ReplayOptions) -> Result<ReplaySummary, ReplayError> {
-    replay::replay(bag, out, &mut tiny_tracker(), opts, &mut |_| ControlFlow::Continue(()))
+    replay::replay(bag, out, &mut tiny_tracker().into(), opts, &mut |_| ControlFlow::Continue(()))
 }
 
 fn read_rows(json: &Path) -> Vec<TrackRow> {
@@ -322,7 +322,7 @@ fn a_replay_stopped_half_way_leaves_readable_outputs() {
     let bag = report_bag(&dir);
     let opts = ReplayOptions::new(RGB, AUX, InitSource::Box(BoxXywh::new(20.0, 14.0, 20.0, 20.0)));
     let mut seen = 0;
-    let err = replay::replay(&bag, &dir.join("out"), &mut tiny_tracker(), &opts, &mut |p| {
+    let err = replay::replay(&bag, &dir.join("out"), &mut tiny_tracker().into(), &opts, &mut |p| {
         seen = p.messages_read;
         if p.pairs_answered >= 3 {
             ControlFlow::Break(())

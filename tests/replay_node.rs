@@ -19,6 +19,7 @@ use patrack::ros::msgs::{Detection2DArray, Detection3DArray, Float32, Image, Mar
 use patrack::ros::node::{Input, NodeCore, Sink};
 use patrack::ros::output::Output;
 use patrack::ros::params::NodeParams;
+use patrack::ros::targets::TargetSet;
 use patrack::sensor::Modality;
 use patrack::tracker::{BoxXywh, Tracker};
 
@@ -129,7 +130,7 @@ fn compare(init_on_topic: bool) {
     let init = if init_on_topic { InitSource::Topic(INIT.into()) } else { InitSource::Box(init_box) };
     let mut opts = ReplayOptions::new(RGB, AUX, init);
     opts.params = node_params.clone();
-    let mut tracker = Tracker::new(tiny_model(), node_params.tracker_config()).unwrap();
+    let mut tracker = TargetSet::from(Tracker::new(tiny_model(), node_params.tracker_config()).unwrap());
     let s = replay::replay(&bag, &dir.join("out"), &mut tracker, &opts, &mut |_| ControlFlow::Continue(())).unwrap();
 
     let out = read_mcap(&mcap_file(&s.bag));
@@ -242,7 +243,7 @@ fn node_and_replay_publish_identical_3d_messages_in_rgbd_mode() {
     let mut opts = ReplayOptions::new(RGB, DEPTH, InitSource::Box(BoxXywh::new(20.0, 14.0, 20.0, 20.0)));
     opts.params = p.clone();
     opts.camera = CameraSource::Topic(INFO.into());
-    let mut tracker = Tracker::new(tiny_model(), p.tracker_config()).unwrap();
+    let mut tracker = TargetSet::from(Tracker::new(tiny_model(), p.tracker_config()).unwrap());
     let s = replay::replay(&bag, &dir.join("out"), &mut tracker, &opts, &mut |_| ControlFlow::Continue(())).unwrap();
     let out = read_mcap(&mcap_file(&s.bag));
     let replayed = |topic: &str| out[topic].1.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>();

@@ -33,6 +33,7 @@ use patrack::ros::node::{Input, NodeCore, Sink, SinkError};
 use patrack::ros::output::Output;
 use patrack::ros::params::NodeParams;
 use patrack::ros::target3d::{self, CameraModel};
+use patrack::ros::targets::TargetSet;
 use patrack::sensor::depth::DepthImage;
 use patrack::sensor::{DecodedImage, Modality};
 use patrack::tracker::Tracker;
@@ -195,7 +196,7 @@ fn replay_of_a_synthetic_rgbd_scene_publishes_3d_positions_within_the_stated_err
     let mut opts = ReplayOptions::new(COLOR, DEPTH, InitSource::Box(scene.bbox(0)));
     opts.params = params();
     opts.camera = CameraSource::Topic(INFO.into());
-    let mut tracker = Tracker::new(demo_model(), opts.params.tracker_config()).unwrap();
+    let mut tracker = TargetSet::from(Tracker::new(demo_model(), opts.params.tracker_config()).unwrap());
     let s = replay::replay(&bag, &dir.join("out"), &mut tracker, &opts, &mut |_| ControlFlow::Continue(())).unwrap();
     assert_eq!(s.answered, FRAMES as u64);
     let info = s.camera_info.as_ref().unwrap();
@@ -238,7 +239,7 @@ fn replay_of_a_synthetic_rgbd_scene_publishes_3d_positions_within_the_stated_err
     // tracks.csv: the same point in metres, 4 decimals.
     let csv = std::fs::read_to_string(&s.csv).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next(), Some("frame,stamp_ns,aux_stamp_ns,x,y,w,h,score,state,x_m,y_m,z_m"));
+    assert_eq!(lines.next(), Some("frame,stamp_ns,aux_stamp_ns,x,y,w,h,score,state,x_m,y_m,z_m,id"));
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     assert_eq!(rows.len(), FRAMES);
     for (row, p) in rows.iter().zip(&points) {
@@ -357,7 +358,7 @@ fn replay_refuses_a_wrong_camera_source_and_skips_bad_camera_info() {
             ReplayOptions::new(COLOR, DEPTH, InitSource::Box(patrack::tracker::BoxXywh::new(20.0, 14.0, 20.0, 20.0)));
         opts.params = NodeParams { modality, ..p.clone() };
         opts.camera = camera;
-        let mut tracker = Tracker::new(tiny_model(), opts.params.tracker_config()).unwrap();
+        let mut tracker = TargetSet::from(Tracker::new(tiny_model(), opts.params.tracker_config()).unwrap());
         replay::replay(&bag, &dir.join(out), &mut tracker, &opts, &mut |_| ControlFlow::Continue(()))
     };
     // A calibration in a thermal replay, a topic that is not CameraInfo: refused up front.

@@ -41,18 +41,18 @@ use std::time::Instant;
 
 use super::{BagError, BagMessage, BagReader, BagWriter};
 use crate::ros::msgs::{
-    BoundingBox2D, CameraInfo, CompressedImage, Detection2D, Detection2DArray, Header, Image, MsgError,
-    RegionOfInterest, RosMessage,
+    CameraInfo, CompressedImage, Detection2D, Detection2DArray, Header, Image, MsgError, RegionOfInterest, RosMessage,
 };
 use crate::ros::node::RECENT_PAIRS;
-use crate::ros::output::{self, Output};
+use crate::ros::output::{self, Answer3d, Output};
 use crate::ros::params::{NodeParams, ParamsError};
 use crate::ros::sync::{ApproxSync, DropCounts, SyncError};
 use crate::ros::target3d::{self, CameraModel};
+use crate::ros::targets::{self, answer_pair, Answer, Event, TargetSet};
 use crate::sensor::camera::PinholeIntrinsics;
 use crate::sensor::depth::{DepthImage, Target3d};
 use crate::sensor::{self, ImageU8, Modality};
-use crate::tracker::{BoxXywh, TargetState, TrackResult, Tracker};
+use crate::tracker::{BoxXywh, TargetState};
 
 /// The output files of a replay, relative to its output folder.
 pub const OUTPUT_BAG: &str = "bag";
@@ -89,6 +89,8 @@ pub enum ReplayError {
     NoPairs { rgb: u64, aux: u64 },
     #[error(transparent)]
     Tracker(crate::tracker::TrackError),
+    #[error("{given} initial boxes need max_targets >= {given}, got {max} (--max-targets)")]
+    TooManyInits { given: usize, max: usize },
     #[error("stopped on request")]
     Interrupted,
     #[error("{path}: {source}")]
@@ -105,8 +107,12 @@ pub enum ReplayError {
 pub enum InitSource {
     /// A box in RGB pixels applied to the first pair, like the node's `initial_bbox` parameter.
     Box(BoxXywh),
+    /// Several targets' boxes (with their ids; none: numbered in order), applied to the first
+    /// pair like `~/init` messages (`max_targets` must allow them).
+    Boxes(Vec<targets::InitBox>),
     /// The first message with a usable box on this topic, applied like the node's `~/init`;
-    /// later messages on it are ignored (a ground-truth topic has a box on every frame).
+    /// later messages on it are ignored (a ground-truth topic has a box on every frame). With
+    /// `max_targets` > 1 every box of that message starts a target, named by its detection's id.
     Topic(String),
 }
 
@@ -167,9 +173,12 @@ impl ReplayOptions {
     }
 }
 
-/// One answered pair with a box (a row of `tracks.csv`).
+/// One target's box in an answered pair (a row of `tracks.csv`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrackRow {
+    /// The target's id (its track number with one target), as in `~/detections`.
+    #[serde(default)]
+    pub id: String,
     /// Index of the pair among the synchronised pairs, from 0.
     pub frame: usize,
     pub stamp_ns: i64,
@@ -303,8 +312,8 @@ pub struct ReplaySummary {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Answered {
     pub stamp_ns: i64,
-    /// The row written to `tracks.csv`, when the pair has a box.
-    pub row: Option<TrackRow>,
+    /// The rows written to `tracks.csv`: one per target with a box.
+    pub rows: Vec<TrackRow>,
     /// Decoding, preparing and tracking the pair, milliseconds.
     pub inference_ms: f64,
 }
@@ -438,7 +447,8 @@ impl Outputs {
         }
         let csv_path = out_dir.join(TRACKS_CSV);
         let mut csv = BufWriter::new(File::create(&csv_path).map_err(io_err(&csv_path))?);
-        csv.write_all(b"frame,stamp_ns,aux_stamp_ns,x,y,w,h,score,state,x_m,y_m,z_m\n").map_err(io_err(&csv_path))?;
+        csv.write_all(b"frame,stamp_ns,aux_stamp_ns,x,y,w,h,score,state,x_m,y_m,z_m,id\n")
+            .map_err(io_err(&csv_path))?;
         let json_path = out_dir.join(TRACKS_JSON);
         let mut json = BufWriter::new(File::create(&json_path).map_err(io_err(&json_path))?);
         json.write_all(b"[").map_err(io_err(&json_path))?;
@@ -468,18 +478,17 @@ impl Outputs {
         &mut self,
         header: &Header,
         frame: &ImageU8,
-        result: Option<&TrackResult>,
-        track_id: u64,
+        answers: &[Answer],
         params: &NodeParams,
     ) -> Result<(), ReplayError> {
         let log_time_ns = u64::try_from(header.stamp_ns()).unwrap_or(0);
-        let detections = output::detections(header, result, &params.class_id, track_id);
+        let detections = output::detections(header, answers, &params.class_id);
         let topic = self.detections.clone();
         self.publish(&topic, log_time_ns, &detections)?;
         let topic = self.confidence.clone();
-        self.publish(&topic, log_time_ns, &output::confidence(result))?;
+        self.publish(&topic, log_time_ns, &output::confidence(answers))?;
         if let Some(topic) = self.debug_image.clone() {
-            let image = output::debug_image(frame, header, result, &params.class_id, params.debug_aux_blend);
+            let image = output::debug_image(frame, header, answers, &params.class_id, params.debug_aux_blend);
             self.publish(&topic, log_time_ns, &image)?;
         }
         Ok(())
@@ -502,7 +511,7 @@ impl Outputs {
         let metres = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.4}"));
         writeln!(
             self.csv,
-            "{},{},{},{:.3},{:.3},{:.3},{:.3},{:.6},{},{},{},{}",
+            "{},{},{},{:.3},{:.3},{:.3},{:.3},{:.6},{},{},{},{},{}",
             r.frame,
             r.stamp_ns,
             r.aux_stamp_ns,
@@ -514,7 +523,8 @@ impl Outputs {
             r.state,
             metres(r.x_m),
             metres(r.y_m),
-            metres(r.z_m)
+            metres(r.z_m),
+            r.id
         )
         .and_then(|_| self.csv.flush())
         .map_err(io_err(&self.csv_path))?;
@@ -545,15 +555,14 @@ const LOGGED_FRAME_ERRORS: u64 = 3;
 /// The replay's state besides the outputs: the node's pairing and inference state.
 struct Replay<'a> {
     opts: &'a ReplayOptions,
-    tracker: &'a mut Tracker,
+    targets: &'a mut TargetSet,
     sync: ApproxSync<CameraMsg, CameraMsg>,
     recent: VecDeque<Rc<SyncedPair>>,
-    pending_init: Option<(i64, BoxXywh)>,
+    /// Inits waiting for the first pair stamped at or after their stamp.
+    pending_inits: Option<(i64, Vec<targets::InitBox>)>,
     init_taken: bool,
     initial_box_used: bool,
     last_answered_ns: Option<i64>,
-    last_score: f32,
-    track_id: u64,
     last_stamp_ns: [Option<i64>; 2],
     last_log_time_ns: Option<u64>,
     answered: Vec<Answered>,
@@ -611,12 +620,12 @@ impl Replay<'_> {
             self.recent.pop_front();
         }
         self.recent.push_back(pair.clone());
-        match self.pending_init {
-            Some((init_ns, bbox)) if pair.stamp_ns >= init_ns => {
-                self.pending_init = None;
-                self.process(&pair, Some(bbox), out)
+        match self.pending_inits.take() {
+            Some((init_ns, inits)) if pair.stamp_ns >= init_ns => self.process(&pair, &inits, out),
+            waiting => {
+                self.pending_inits = waiting;
+                self.process(&pair, &[], out)
             }
-            _ => self.process(&pair, None, out),
         }
     }
 
@@ -628,13 +637,21 @@ impl Replay<'_> {
             counts.ignored += 1;
             return Ok(());
         }
-        let (stamp_ns, bbox) = match init_box(m)? {
-            InitBox::Box(stamp_ns, bbox) => (stamp_ns, bbox),
-            InitBox::NoBox => {
+        let several = self.targets.max_targets() > 1;
+        let (stamp_ns, inits) = match init_box(m)? {
+            InitMsg::Boxes(stamp_ns, mut boxes) => {
+                if !several {
+                    // One target: the first box, as the node takes a Detection2DArray's first.
+                    boxes.truncate(1);
+                    boxes[0].id = None;
+                }
+                (stamp_ns, boxes)
+            }
+            InitMsg::NoBox => {
                 counts.without_box += 1;
                 return Ok(());
             }
-            InitBox::Malformed(e) => {
+            InitMsg::Malformed(e) => {
                 counts.malformed += 1;
                 log::warn!("skipping a malformed message on {} logged at {} ns: {e}", m.topic, m.log_time_ns);
                 return Ok(());
@@ -645,18 +662,18 @@ impl Replay<'_> {
         let buffered = self.recent.iter().rev().find(|p| p.stamp_ns == stamp_ns || p.aux_stamp_ns() == stamp_ns);
         match buffered.cloned() {
             Some(pair) => {
-                self.pending_init = None;
-                self.process(&pair, Some(bbox), out)
+                self.pending_inits = None;
+                self.process(&pair, &inits, out)
             }
             None => {
-                self.pending_init = Some((stamp_ns, bbox));
+                self.pending_inits = Some((stamp_ns, inits));
                 Ok(())
             }
         }
     }
 
-    /// The node's inference step: decode, prepare, init or track, answer.
-    fn process(&mut self, pair: &SyncedPair, mut init: Option<BoxXywh>, out: &mut Outputs) -> Result<(), ReplayError> {
+    /// The node's inference step: decode, prepare, track and init ([`answer_pair`]), answer.
+    fn process(&mut self, pair: &SyncedPair, inits: &[targets::InitBox], out: &mut Outputs) -> Result<(), ReplayError> {
         let start = Instant::now();
         let (frame, depth) = match self.frame(pair) {
             Ok(f) => f,
@@ -669,111 +686,107 @@ impl Replay<'_> {
                 return Ok(());
             }
         };
-        if init.is_none() && !self.initial_box_used && self.tracker.state() == TargetState::Uninitialised {
-            if let InitSource::Box(b) = &self.opts.init {
-                init = Some(*b);
+        let mut inits = inits.to_vec();
+        if inits.is_empty() && !self.initial_box_used && self.targets.is_empty() {
+            match &self.opts.init {
+                InitSource::Box(bbox) => inits.push(targets::InitBox { id: None, bbox: *bbox }),
+                InitSource::Boxes(boxes) => inits.extend(boxes.iter().cloned()),
+                InitSource::Topic(_) => {}
             }
             self.initial_box_used = true;
         }
-        let result = match init {
-            Some(bbox) => match self.tracker.init(&frame, bbox) {
-                Ok(()) => {
-                    self.s.inits_applied += 1;
-                    self.track_id += 1;
-                    Some(TrackResult { bbox, score: 1.0, state: TargetState::Tracking })
-                }
-                Err(e) => {
-                    self.s.inits_rejected += 1;
-                    log::warn!("initial box rejected on the pair stamped {} ns: {e}", pair.stamp_ns);
-                    self.tracker.bbox().map(|bbox| TrackResult {
-                        bbox,
-                        score: self.last_score,
-                        state: self.tracker.state(),
-                    })
-                }
-            },
-            None if self.tracker.state() == TargetState::Uninitialised => None,
-            None => match self.tracker.track(&frame) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    self.s.track_errors += 1;
-                    log::warn!("tracking failed on the pair stamped {} ns: {e}", pair.stamp_ns);
-                    None
-                }
-            },
-        };
+        let s = &mut self.s;
+        let answers = answer_pair(self.targets, &frame, &inits, |event| match event {
+            Event::InitApplied => s.inits_applied += 1,
+            Event::InitRejected(e) => {
+                s.inits_rejected += 1;
+                log::warn!("initial box rejected on the pair stamped {} ns: {e}", pair.stamp_ns);
+            }
+            Event::TrackFailed(e) => {
+                s.track_errors += 1;
+                log::warn!("tracking failed on the pair stamped {} ns: {e}", pair.stamp_ns);
+            }
+        });
         let inference_ms = start.elapsed().as_secs_f64() * 1e3;
-        self.last_score = result.map_or(0.0, |r| r.score);
         // Answers stay in stamp order: an init on a buffered pair that was already answered
         // starts the track there, and the next pair carries the first box.
         if self.last_answered_ns.is_some_and(|last| pair.stamp_ns <= last) {
             return Ok(());
         }
         self.last_answered_ns = Some(pair.stamp_ns);
-        out.answer(pair.rgb.header(), &frame, result.as_ref(), self.track_id, &self.opts.params)?;
-        let target = self.answer_3d(pair, &frame, depth.as_ref(), result.as_ref(), out)?;
+        out.answer(pair.rgb.header(), &frame, &answers, &self.opts.params)?;
+        let placed = self.answer_3d(pair, &frame, depth.as_ref(), &answers, out)?;
         self.s.answered += 1;
         if self.s.inits_applied == 0 {
             self.s.answered_before_init += 1;
         }
-        let row = result.map(|r| TrackRow {
-            frame: pair.index,
-            stamp_ns: pair.stamp_ns,
-            aux_stamp_ns: pair.aux_stamp_ns(),
-            x: r.bbox.x,
-            y: r.bbox.y,
-            w: r.bbox.w,
-            h: r.bbox.h,
-            score: r.score,
-            state: r.state,
-            x_m: target.map(|t| t.position_m[0]),
-            y_m: target.map(|t| t.position_m[1]),
-            z_m: target.map(|t| t.position_m[2]),
-        });
-        if let Some(r) = &row {
-            out.row(r)?;
+        let mut rows = Vec::new();
+        for (a, target) in answers.iter().zip(placed) {
+            let Some(r) = a.result else { continue };
+            let row = TrackRow {
+                id: a.id.clone(),
+                frame: pair.index,
+                stamp_ns: pair.stamp_ns,
+                aux_stamp_ns: pair.aux_stamp_ns(),
+                x: r.bbox.x,
+                y: r.bbox.y,
+                w: r.bbox.w,
+                h: r.bbox.h,
+                score: r.score,
+                state: r.state,
+                x_m: target.map(|t| t.position_m[0]),
+                y_m: target.map(|t| t.position_m[1]),
+                z_m: target.map(|t| t.position_m[2]),
+            };
+            out.row(&row)?;
+            rows.push(row);
+        }
+        if !rows.is_empty() {
             self.s.tracked += 1;
         }
-        self.answered.push(Answered { stamp_ns: pair.stamp_ns, row, inference_ms });
+        self.answered.push(Answered { stamp_ns: pair.stamp_ns, rows, inference_ms });
         Ok(())
     }
 
-    /// RGB-D with a calibration: places the target in 3D as the node does and writes the 3D
-    /// outputs; the target, when there is one.
+    /// RGB-D with a calibration: places each target in 3D as the node does and writes the 3D
+    /// outputs; per answer its 3D target, when it has one.
     fn answer_3d(
         &mut self,
         pair: &SyncedPair,
         frame: &ImageU8,
         depth: Option<&DepthImage>,
-        result: Option<&TrackResult>,
+        answers: &[Answer],
         out: &mut Outputs,
-    ) -> Result<Option<Target3d>, ReplayError> {
+    ) -> Result<Vec<Option<Target3d>>, ReplayError> {
+        let none = vec![None; answers.len()];
         if self.opts.params.modality != Modality::Depth {
-            return Ok(None);
+            return Ok(none);
         }
         let Some(camera) = &self.camera else {
             if let Some(c) = &mut self.s.camera_info {
                 c.pairs_before_first += 1;
             }
-            return Ok(None);
+            return Ok(none);
         };
         let size = (frame.width, frame.height);
-        let target = match target3d::target_of(&self.opts.params, camera, depth, size, result) {
-            Ok(t) => t,
-            Err(e) => {
-                self.s.depth_missing += 1;
-                if self.s.depth_missing <= LOGGED_FRAME_ERRORS {
-                    log::warn!("no 3D position for the pair stamped {} ns: {e}", pair.stamp_ns);
+        let mut placed = Vec::with_capacity(answers.len());
+        for a in answers {
+            let target = match target3d::target_of(&self.opts.params, camera, depth, size, a.result.as_ref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.s.depth_missing += 1;
+                    if self.s.depth_missing <= LOGGED_FRAME_ERRORS {
+                        log::warn!("no 3D position for the pair stamped {} ns: {e}", pair.stamp_ns);
+                    }
+                    None
                 }
-                None
-            }
-        };
-        let params = &self.opts.params;
-        let answer =
-            output::outputs_3d(pair.rgb.header(), camera, target.as_ref(), result, &params.class_id, self.track_id);
+            };
+            placed.push(Answer3d { answer: a.clone(), target });
+        }
+        let answer = output::outputs_3d(pair.rgb.header(), camera, &placed, &self.opts.params.class_id);
         out.answer_3d(pair.rgb.header(), &answer)?;
-        self.s.targets_3d += u64::from(target.is_some());
-        Ok(target)
+        self.s.targets_3d += u64::from(answer.target_point.is_some());
+        Ok(placed.into_iter().map(|p| p.target).collect())
     }
 
     /// A message on the CameraInfo topic: the latest valid calibration is used from now on.
@@ -831,32 +844,48 @@ impl Replay<'_> {
 }
 
 /// What an init-topic message holds.
-enum InitBox {
+enum InitMsg {
     Malformed(MsgError),
     NoBox,
-    /// A box with the stamp of the frame it belongs to.
-    Box(i64, BoxXywh),
+    /// Boxes (at least one; with their detections' ids) with the stamp of the frame they belong
+    /// to.
+    Boxes(i64, Vec<targets::InitBox>),
 }
 
-fn init_box(m: &BagMessage) -> Result<InitBox, ReplayError> {
-    let from_bbox = |b: &BoundingBox2D| {
-        BoxXywh::new(b.center.position.x - b.size_x / 2.0, b.center.position.y - b.size_y / 2.0, b.size_x, b.size_y)
+fn init_box(m: &BagMessage) -> Result<InitMsg, ReplayError> {
+    let from_detection = |d: &Detection2D| {
+        let b = &d.bbox;
+        let bbox = BoxXywh::new(
+            b.center.position.x - b.size_x / 2.0,
+            b.center.position.y - b.size_y / 2.0,
+            b.size_x,
+            b.size_y,
+        );
+        targets::InitBox { id: (!d.id.is_empty()).then(|| d.id.clone()), bbox }
     };
     let found = match m.type_name.as_str() {
         Detection2DArray::TYPE_NAME => Detection2DArray::decode(&m.data)
-            .map(|a| a.detections.first().map(|d| (a.header.stamp_ns(), from_bbox(&d.bbox)))),
-        Detection2D::TYPE_NAME => Detection2D::decode(&m.data).map(|d| Some((d.header.stamp_ns(), from_bbox(&d.bbox)))),
+            .map(|a| (a.header.stamp_ns(), a.detections.iter().map(from_detection).collect::<Vec<_>>())),
+        Detection2D::TYPE_NAME => Detection2D::decode(&m.data).map(|d| (d.header.stamp_ns(), vec![from_detection(&d)])),
         RegionOfInterest::TYPE_NAME => RegionOfInterest::decode(&m.data).map(|r| {
             // RegionOfInterest has no header: its log time stands for its stamp.
             let stamp = i64::try_from(m.log_time_ns).unwrap_or(i64::MAX);
-            Some((stamp, BoxXywh::new(r.x_offset as f64, r.y_offset as f64, r.width as f64, r.height as f64)))
+            let bbox = BoxXywh::new(r.x_offset as f64, r.y_offset as f64, r.width as f64, r.height as f64);
+            (stamp, vec![targets::InitBox { id: None, bbox }])
         }),
         other => return Err(ReplayError::NotInit { topic: m.topic.clone(), type_name: other.into() }),
     };
     Ok(match found {
-        Err(e) => InitBox::Malformed(e),
-        Ok(Some((stamp, b))) if b.is_finite() && b.w > 0.0 && b.h > 0.0 => InitBox::Box(stamp, b),
-        Ok(_) => InitBox::NoBox,
+        Err(e) => InitMsg::Malformed(e),
+        Ok((stamp, boxes)) => {
+            let usable: Vec<_> =
+                boxes.into_iter().filter(|i| i.bbox.is_finite() && i.bbox.w > 0.0 && i.bbox.h > 0.0).collect();
+            if usable.is_empty() {
+                InitMsg::NoBox
+            } else {
+                InitMsg::Boxes(stamp, usable)
+            }
+        }
     })
 }
 
@@ -869,14 +898,14 @@ fn is_init(type_name: &str) -> bool {
 }
 
 /// Replays `bag` into `out_dir` (see the module docs): `out_dir/bag/` (MCAP rosbag2),
-/// `tracks.csv`, `tracks.json` and `summary.json`. `tracker` is reset and given the parameters'
+/// `tracks.csv`, `tracks.json` and `summary.json`. `targets` is reset and given the parameters'
 /// tracker settings. `progress` is called after every message read; returning
 /// `ControlFlow::Break` stops the replay, which then finishes its outputs and returns
 /// [`ReplayError::Failed`] with [`ReplayError::Interrupted`].
 pub fn replay(
     bag: &Path,
     out_dir: &Path,
-    tracker: &mut Tracker,
+    targets: &mut TargetSet,
     opts: &ReplayOptions,
     progress: &mut dyn FnMut(&ReplayProgress<'_>) -> ControlFlow<()>,
 ) -> Result<ReplaySummary, ReplayError> {
@@ -916,20 +945,23 @@ pub fn replay(
             return Err(ReplayError::NotCameraInfo { topic: info.name.clone(), type_name: info.type_name.clone() });
         }
     }
-    tracker.reset();
-    tracker.set_config(opts.params.tracker_config()).map_err(ReplayError::Tracker)?;
+    if let InitSource::Boxes(boxes) = &opts.init {
+        if boxes.len() > targets.max_targets() {
+            return Err(ReplayError::TooManyInits { given: boxes.len(), max: targets.max_targets() });
+        }
+    }
+    targets.restart();
+    targets.set_config(opts.params.tracker_config()).map_err(ReplayError::Tracker)?;
     let mut out = Outputs::create(out_dir, opts)?;
     let mut r = Replay {
         opts,
-        tracker,
+        targets,
         sync,
         recent: VecDeque::new(),
-        pending_init: None,
+        pending_inits: None,
         init_taken: false,
         initial_box_used: false,
         last_answered_ns: None,
-        last_score: 0.0,
-        track_id: 0,
         last_stamp_ns: [None, None],
         last_log_time_ns: None,
         answered: Vec::new(),
@@ -942,7 +974,7 @@ pub fn replay(
             aux: StreamCounts::new(&opts.aux_topic),
             init: match &opts.init {
                 InitSource::Topic(t) => Some(InitCounts { topic: t.clone(), ..InitCounts::default() }),
-                InitSource::Box(_) => None,
+                InitSource::Box(_) | InitSource::Boxes(_) => None,
             },
             camera_info: camera_topic.map(|t| CameraInfoCounts { topic: t.into(), ..CameraInfoCounts::default() }),
             notes: reader.notes().to_vec(),

@@ -18,9 +18,10 @@ use crate::bag::replay::{
 };
 use crate::eval::layout::{self, DatasetKind, FrameResult};
 use crate::ros::params::NodeParams;
+use crate::ros::targets::{InitBox, TargetSet};
 use crate::sensor::camera::PinholeIntrinsics;
 use crate::sensor::Modality;
-use crate::tracker::{BoxXywh, Tracker};
+use crate::tracker::{BoxXywh, TargetId};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,9 +33,10 @@ pub struct Args {
     /// Auxiliary (thermal, depth or event) image topic.
     #[arg(long)]
     pub aux_topic: String,
-    /// Initial box x,y,w,h in RGB pixels, applied to the first frame pair.
-    #[arg(long, value_parser = parse_box, conflicts_with = "init_topic")]
-    pub init: Option<BoxXywh>,
+    /// Initial box x,y,w,h in RGB pixels, applied to the first frame pair. Repeat it to track
+    /// several targets, each as ID:x,y,w,h (or x,y,w,h: numbered in order), with --max-targets.
+    #[arg(long, value_parser = parse_init, conflicts_with = "init_topic")]
+    pub init: Vec<InitBox>,
     /// Topic with the initial box (vision_msgs/Detection2DArray, Detection2D or
     /// sensor_msgs/RegionOfInterest): its first box is applied as the node applies ~/init; later
     /// messages are ignored. Without --init or --init-topic, the parameters' initial_bbox is used.
@@ -69,6 +71,10 @@ pub struct Args {
     /// The node's name: outputs go to <namespace>/<node-name>/detections etc.
     #[arg(long, default_value = "patrack")]
     pub node_name: String,
+    /// Targets tracked at once (overrides the parameters' max_targets): 1 is the single target,
+    /// more track every --init box, or every box of the --init-topic message, by id.
+    #[arg(long)]
+    pub max_targets: Option<u32>,
     /// Output folder: bag/ (MCAP rosbag2), tracks.csv, tracks.json, summary.json.
     #[arg(long, default_value = "out/replay")]
     pub out: PathBuf,
@@ -101,14 +107,30 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if let Some(m) = args.modality {
         params = params.with_value("modality", m.to_string().into()).context("--modality")?;
     }
-    let init = match (args.init, args.init_topic.clone(), params.initial_box()) {
-        (Some(b), _, _) => InitSource::Box(b),
-        (None, Some(t), _) => InitSource::Topic(t),
-        (None, None, Some(b)) => InitSource::Box(b),
-        (None, None, None) => {
+    if let Some(n) = args.max_targets {
+        params = params.with_value("max_targets", n.into()).context("--max-targets")?;
+    }
+    let init = match (args.init.as_slice(), args.init_topic.clone(), params.initial_box()) {
+        ([one], _, _) if one.id.is_none() => InitSource::Box(one.bbox),
+        ([], Some(t), _) => InitSource::Topic(t),
+        ([], None, Some(b)) => InitSource::Box(b),
+        ([], None, None) => {
             anyhow::bail!("no initial box: pass --init x,y,w,h, --init-topic TOPIC or initial_bbox in --params")
         }
+        (boxes, _, _) => {
+            if params.max_targets == 1 {
+                anyhow::bail!(
+                    "{} --init boxes with ids track several targets: pass --max-targets N (N >= {})",
+                    boxes.len(),
+                    boxes.len()
+                );
+            }
+            InitSource::Boxes(boxes.to_vec())
+        }
     };
+    if args.bench_results.is_some() && params.max_targets > 1 {
+        anyhow::bail!("--bench-results writes one target's track: it needs --max-targets 1");
+    }
     let mut opts = ReplayOptions::new(&args.rgb_topic, &args.aux_topic, init);
     opts.params = params;
     opts.debug_images = args.debug_images;
@@ -121,7 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         (None, None) => CameraSource::None,
     };
     let model = args.model.build()?;
-    let mut tracker = Tracker::new(model, opts.params.tracker_config()).map_err(anyhow::Error::msg)?;
+    let mut targets = TargetSet::new(model, opts.params.tracker_config(), opts.params.max_targets as usize)?;
 
     let interrupted = catch_interrupt();
     // The message count is known when the bag has metadata.yaml or MCAP summaries; a killed
@@ -146,7 +168,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         if args.bench_results.is_some() {
             for a in p.answered {
-                if let Some(r) = &a.row {
+                if let Some(r) = a.rows.first() {
                     let score = (!frames.is_empty()).then_some(r.score);
                     let bbox = BoxXywh::new(r.x, r.y, r.w, r.h);
                     frames.push(FrameResult { bbox, score, time_s: a.inference_ms / 1e3 });
@@ -159,7 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ControlFlow::Continue(())
         }
     };
-    let result = replay::replay(&args.bag, &args.out, &mut tracker, &opts, &mut on_progress);
+    let result = replay::replay(&args.bag, &args.out, &mut targets, &opts, &mut on_progress);
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
     let summary = match &result {
@@ -181,6 +203,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("benchmark result: {} ({} frames)", layout::result_path(kind, dir, &seq).display(), frames.len());
     }
     Ok(())
+}
+
+/// `x,y,w,h` or `ID:x,y,w,h` (the id as in `~/init`'s `Detection2D.id`).
+fn parse_init(s: &str) -> Result<InitBox, String> {
+    let (id, numbers) = match s.rsplit_once(':') {
+        Some((id, numbers)) => (Some(TargetId::new(id).map_err(|e| format!("\"{s}\": {e}"))?), numbers),
+        None => (None, s),
+    };
+    let bbox = parse_box(numbers)?;
+    Ok(InitBox { id: id.map(|i| i.to_string()), bbox })
 }
 
 /// `fx,fy,cx,cy` in pixels.
@@ -275,6 +307,15 @@ fn print_summary(s: &ReplaySummary, seconds: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn init_boxes_take_an_optional_id() {
+        let b = parse_init("person:1,2,3,4").unwrap();
+        assert_eq!((b.id.as_deref(), b.bbox), (Some("person"), BoxXywh::new(1.0, 2.0, 3.0, 4.0)));
+        assert_eq!(parse_init("1,2,3,4").unwrap().id, None);
+        assert!(parse_init(":1,2,3,4").unwrap_err().contains("must not be empty"));
+        assert!(parse_init("a:1,2,3").is_err());
+    }
 
     #[test]
     fn intrinsics_are_four_numbers_with_positive_focal_lengths() {

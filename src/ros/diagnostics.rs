@@ -97,6 +97,13 @@ pub fn tracker_status(
     kv(&mut values, "state", state.to_string());
     kv(&mut values, "confidence", format!("{:.3}", stats.last_score));
     kv(&mut values, "track_id", stats.track_id.to_string());
+    let several = params.max_targets > 1;
+    let lost = stats.targets.iter().filter(|(_, s, _)| *s == TargetState::Lost).count();
+    if several {
+        // One value for all targets: "id state score" per target, in the targets' order.
+        let list: Vec<String> = stats.targets.iter().map(|(id, s, score)| format!("{id} {s} {score:.3}")).collect();
+        kv(&mut values, "targets", list.join("; "));
+    }
     kv(&mut values, "processed_total", stats.processed.to_string());
     kv(&mut values, "device", device.to_owned());
     if params.modality == Modality::Depth {
@@ -126,6 +133,10 @@ pub fn tracker_status(
         (DiagnosticStatus::WARN, "waiting for rgb and aux images".to_owned())
     } else if errors_now {
         (DiagnosticStatus::WARN, format!("{state}; input or processing errors (see counters)"))
+    } else if several && lost > 0 {
+        (DiagnosticStatus::WARN, format!("{lost} of {} targets lost", stats.targets.len()))
+    } else if several {
+        (DiagnosticStatus::OK, format!("{} targets tracking", stats.targets.len()))
     } else if state == TargetState::Lost {
         (DiagnosticStatus::WARN, "target lost".to_owned())
     } else {

@@ -1,7 +1,7 @@
 //! What the node subscribes to: topic names, types and QoS per input, and the decoded messages.
 
 use crate::ros::msgs::{
-    CameraInfo, CompressedImage, Detection2D, Empty, Header, Image, MsgError, RegionOfInterest, RosMessage,
+    CameraInfo, CompressedImage, Detection2D, Empty, Header, Image, MsgError, RegionOfInterest, RosMessage, StringMsg,
 };
 use crate::ros::params::{ImageTransport, NodeParams, Reliability};
 use crate::sensor::{self, Modality};
@@ -24,6 +24,8 @@ pub enum Input {
     Reset,
     /// The RGB camera's calibration (RGB-D mode only).
     RgbCameraInfo,
+    /// Forgets the target whose id the message holds (`std_msgs/String`).
+    ResetTarget,
 }
 
 /// QoS of one subscription (history is always keep-last, durability volatile).
@@ -34,7 +36,7 @@ pub struct InputQos {
 }
 
 impl Input {
-    pub const COUNT: usize = 9;
+    pub const COUNT: usize = 10;
     pub const ALL: [Input; Input::COUNT] = [
         Input::Rgb,
         Input::Aux,
@@ -45,6 +47,7 @@ impl Input {
         Input::InitRoi,
         Input::Reset,
         Input::RgbCameraInfo,
+        Input::ResetTarget,
     ];
 
     pub fn topic(self) -> &'static str {
@@ -58,6 +61,7 @@ impl Input {
             Input::InitRoi => "~/init_roi",
             Input::Reset => "~/reset",
             Input::RgbCameraInfo => "rgb/camera_info",
+            Input::ResetTarget => "~/reset_target",
         }
     }
 
@@ -69,12 +73,13 @@ impl Input {
             Input::InitRoi => RegionOfInterest::TYPE_NAME,
             Input::Reset => Empty::TYPE_NAME,
             Input::RgbCameraInfo => CameraInfo::TYPE_NAME,
+            Input::ResetTarget => StringMsg::TYPE_NAME,
         }
     }
 
     /// A camera image stream (as opposed to a command or a calibration).
     pub fn is_camera(self) -> bool {
-        !matches!(self, Input::Init | Input::InitRoi | Input::Reset | Input::RgbCameraInfo)
+        !matches!(self, Input::Init | Input::InitRoi | Input::Reset | Input::RgbCameraInfo | Input::ResetTarget)
     }
 
     /// The RGB camera, raw or compressed.
@@ -90,7 +95,7 @@ impl Input {
         let stream = match self {
             Input::Rgb | Input::RgbCompressed => &params.rgb,
             Input::Aux | Input::AuxCompressed | Input::AuxCompressedDepth => &params.aux,
-            Input::Init | Input::InitRoi | Input::Reset => {
+            Input::Init | Input::InitRoi | Input::Reset | Input::ResetTarget => {
                 return InputQos { reliability: Reliability::Reliable, depth: COMMAND_QUEUE_DEPTH }
             }
             Input::RgbCameraInfo => return InputQos { reliability: Reliability::BestEffort, depth: 1 },
@@ -107,6 +112,7 @@ impl Input {
             Input::InitRoi => "init_roi",
             Input::Reset => "reset",
             Input::RgbCameraInfo => "camera_info",
+            Input::ResetTarget => "reset_target",
         }
     }
 
@@ -128,7 +134,7 @@ impl Input {
     /// in RGB-D mode the RGB camera's calibration.
     pub fn subscribed(params: &NodeParams) -> Vec<Input> {
         let [rgb, aux] = Self::cameras(params);
-        let mut inputs = vec![rgb, aux, Input::Init, Input::InitRoi, Input::Reset];
+        let mut inputs = vec![rgb, aux, Input::Init, Input::InitRoi, Input::Reset, Input::ResetTarget];
         if params.modality == Modality::Depth {
             inputs.push(Input::RgbCameraInfo);
         }
@@ -150,6 +156,8 @@ pub enum InputMessage {
     Reset,
     /// Boxed: a CameraInfo is three times the size of the other messages.
     CameraInfo(Box<CameraInfo>),
+    /// The id of the target to forget.
+    ResetTarget(String),
 }
 
 impl InputMessage {
@@ -167,6 +175,7 @@ impl InputMessage {
                 InputMessage::Reset
             }
             Input::RgbCameraInfo => InputMessage::CameraInfo(Box::new(CameraInfo::decode(cdr)?)),
+            Input::ResetTarget => InputMessage::ResetTarget(StringMsg::decode(cdr)?.data),
         })
     }
 
@@ -178,6 +187,7 @@ impl InputMessage {
             InputMessage::InitRoi(_) => RegionOfInterest::TYPE_NAME,
             InputMessage::Reset => Empty::TYPE_NAME,
             InputMessage::CameraInfo(_) => CameraInfo::TYPE_NAME,
+            InputMessage::ResetTarget(_) => StringMsg::TYPE_NAME,
         }
     }
 }

@@ -15,4 +15,5 @@ pub mod slot;
 pub mod srv;
 pub mod sync;
 pub mod target3d;
+pub mod targets;
 pub mod transport;

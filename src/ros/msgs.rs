@@ -129,6 +129,13 @@ pub struct Empty {
 }
 ros_message!(Empty, "std_msgs/msg/Empty");
 
+/// `std_msgs/msg/String`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StringMsg {
+    pub data: String,
+}
+ros_message!(StringMsg, "std_msgs/msg/String");
+
 /// `rosgraph_msgs/msg/Clock`, published on `/clock` by `ros2 bag play --clock`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Clock {
@@ -520,6 +527,7 @@ pub const DEFINITIONS: &[(&str, &str)] = &[
     ("builtin_interfaces/msg/Duration", include_str!("../../msg/builtin_interfaces/Duration.msg")),
     ("std_msgs/msg/Header", include_str!("../../msg/std_msgs/Header.msg")),
     ("std_msgs/msg/Float32", include_str!("../../msg/std_msgs/Float32.msg")),
+    ("std_msgs/msg/String", include_str!("../../msg/std_msgs/String.msg")),
     ("std_msgs/msg/Empty", include_str!("../../msg/std_msgs/Empty.msg")),
     ("std_msgs/msg/ColorRGBA", include_str!("../../msg/std_msgs/ColorRGBA.msg")),
     ("rosgraph_msgs/msg/Clock", include_str!("../../msg/rosgraph_msgs/Clock.msg")),
@@ -629,6 +637,7 @@ pub fn decode_to_json(type_name: &str, bytes: &[u8]) -> Option<Result<serde_json
         Header::TYPE_NAME => json::<Header>(bytes),
         Float32::TYPE_NAME => json::<Float32>(bytes),
         Empty::TYPE_NAME => json::<Empty>(bytes),
+        StringMsg::TYPE_NAME => json::<StringMsg>(bytes),
         Clock::TYPE_NAME => json::<Clock>(bytes),
         Image::TYPE_NAME => json::<Image>(bytes),
         CompressedImage::TYPE_NAME => json::<CompressedImage>(bytes),
@@ -721,7 +730,7 @@ mod tests {
         let bytes = Float32 { data: 0.5 }.encode().unwrap();
         let value = decode_to_json("std_msgs/msg/Float32", &bytes).unwrap().unwrap();
         assert_eq!(value, serde_json::json!({"data": 0.5}));
-        assert!(decode_to_json("std_msgs/msg/String", &bytes).is_none());
+        assert!(decode_to_json("std_msgs/msg/Int32", &bytes).is_none());
         assert!(decode_to_json("sensor_msgs/msg/Image", &bytes).unwrap().is_err());
     }
 }

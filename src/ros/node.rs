@@ -37,14 +37,15 @@ pub use crate::ros::inputs::{Input, InputMessage};
 use crate::ros::msgs::{
     CameraInfo, Detection2D, DiagnosticArray, Header, MsgError, RegionOfInterest, RosMessage, Time,
 };
-use crate::ros::output::{self, Output};
+use crate::ros::output::{self, Answer3d, Output};
 use crate::ros::params::{NodeParams, ParamsError};
 use crate::ros::slot::{lock, Slot, Warner};
 use crate::ros::sync::{ApproxSync, SyncError, SyncStats};
 use crate::ros::target3d::{self, CameraModel};
+use crate::ros::targets::{answer_pair, Answer, Event, InitBox, TargetSet};
 use crate::sensor::depth::{DepthImage, NoDepth};
 use crate::sensor::{self, ImageU8, Modality};
-use crate::tracker::{BoxXywh, TargetState, TrackResult, Tracker};
+use crate::tracker::{BoxXywh, TargetState};
 
 /// Synchronized pairs kept after pairing, so that `~/init` stamped with a frame the operator
 /// saw (e.g. on `~/debug_image`) still finds that frame.
@@ -123,9 +124,13 @@ pub struct NodeStats {
     pub publish_errors: u64,
     pub debug_images: u64,
     pub debug_skipped: u64,
+    /// The first target's state and score (the target's, with one).
     pub state: Option<TargetState>,
     pub last_score: f32,
+    /// One target: its track number (counts the applied inits). Several: the number of targets.
     pub track_id: u64,
+    /// Every target after the last answered pair: id, state, score.
+    pub targets: Vec<(String, TargetState, f32)>,
     /// Sum and count of inference (decode + prepare + track) and end-to-end (pair complete to
     /// detections published) latencies, milliseconds.
     pub inference_ms_sum: f64,
@@ -155,19 +160,20 @@ impl SyncedPair {
     }
 }
 
-/// What the inference thread has to do next. Merged while it is busy: a reset or init is never
-/// lost, only tracking pairs are replaced by newer ones.
+/// What the inference thread has to do next, applied in this order. Merged while it is busy: a
+/// reset or init is never lost, only tracking pairs are replaced by newer ones.
 #[derive(Default)]
 struct Work {
-    reset: bool,
-    init: Option<(Arc<SyncedPair>, BoxXywh)>,
+    reset_all: bool,
+    reset_ids: Vec<String>,
+    inits: Vec<(Arc<SyncedPair>, InitBox)>,
     pair: Option<Arc<SyncedPair>>,
 }
 
 struct DebugJob {
     frame: ImageU8,
     header: Header,
-    result: Option<TrackResult>,
+    answers: Vec<Answer>,
 }
 
 struct Shared {
@@ -213,13 +219,23 @@ impl Shared {
 struct Front {
     sync: ApproxSync<CameraMsg, CameraMsg>,
     recent: VecDeque<Arc<SyncedPair>>,
-    /// An init whose frame has not been paired yet: applied to the first pair stamped at or
-    /// after the stamp (`i64::MIN`: the next pair).
-    pending_init: Option<(i64, BoxXywh)>,
+    /// Inits whose frame has not been paired yet: each applied to the first pair stamped at or
+    /// after its stamp (`i64::MIN`: the next pair).
+    pending_inits: Vec<(i64, InitBox)>,
+    /// `max_targets` > 1: init messages name their target by id.
+    multi: bool,
     enabled: bool,
     /// Least stamp distance between tracked pairs (`max_rate_hz`), 0 for no cap.
     min_period_ns: i64,
     last_queued_ns: Option<i64>,
+}
+
+impl Front {
+    /// Adds an init waiting for its frame, in place of an earlier one it replaces.
+    fn add_pending(&mut self, stamp_ns: i64, init: InitBox) {
+        self.pending_inits.retain(|(_, p)| !p.replaced_by(&init));
+        self.pending_inits.push((stamp_ns, init));
+    }
 }
 
 /// The least stamp distance for `max_rate_hz`, 5 % short of the period: camera stamps jitter,
@@ -254,10 +270,12 @@ impl NodeCore {
         params.validate()?;
         let sync = ApproxSync::new(params.sync_config())?;
         let tracker_config = params.tracker_config();
+        let max_targets = params.max_targets as usize;
         let front = Front {
             sync,
             recent: VecDeque::new(),
-            pending_init: None,
+            pending_inits: Vec::new(),
+            multi: params.max_targets > 1,
             enabled: params.enabled,
             min_period_ns: min_period_ns(&params),
             last_queued_ns: None,
@@ -285,10 +303,10 @@ impl NodeCore {
                 }
             }
             let _alive = Alive(&s);
-            match Tracker::new(model, tracker_config) {
-                Ok(tracker) => {
+            match TargetSet::new(model, tracker_config, max_targets) {
+                Ok(targets) => {
                     let _ = started_tx.send(Ok(()));
-                    inference_loop(&s, tracker);
+                    inference_loop(&s, targets);
                 }
                 Err(e) => {
                     let _ = started_tx.send(Err(e.to_string()));
@@ -340,7 +358,7 @@ impl NodeCore {
         if params.initial_bbox != guard.1.initial_bbox {
             if let Some(bbox) = params.initial_box() {
                 log::info!("initial_bbox set: starting the target on the next pair: {bbox}");
-                front.pending_init = Some((i64::MIN, bbox));
+                front.add_pending(i64::MIN, InitBox { id: None, bbox });
             }
         }
         if params.enabled != front.enabled {
@@ -384,6 +402,7 @@ impl NodeCore {
             (Input::InitRoi, InputMessage::InitRoi(roi)) => self.on_init_roi(&roi),
             (Input::Reset, InputMessage::Reset) => self.reset(),
             (Input::RgbCameraInfo, InputMessage::CameraInfo(info)) => self.on_camera_info(&info),
+            (Input::ResetTarget, InputMessage::ResetTarget(id)) => self.reset_target(&id),
             (_, other) => {
                 self.shared.stats().malformed[input.index()] += 1;
                 let kind = other.kind();
@@ -434,13 +453,20 @@ impl NodeCore {
                 front.recent.pop_front();
             }
             front.recent.push_back(pair.clone());
-            match front.pending_init {
-                Some((init_stamp_ns, bbox)) if pair.stamp_ns >= init_stamp_ns => {
-                    front.pending_init = None;
+            let due: Vec<InitBox> = {
+                let (due, waiting) =
+                    std::mem::take(&mut front.pending_inits).into_iter().partition(|(s, _)| pair.stamp_ns >= *s);
+                front.pending_inits = waiting;
+                due.into_iter().map(|(_, init)| init).collect()
+            };
+            match due.is_empty() {
+                false => {
                     front.last_queued_ns = Some(pair.stamp_ns);
-                    self.queue_init(pair, bbox);
+                    for init in due {
+                        self.queue_init(pair.clone(), init);
+                    }
                 }
-                _ => {
+                true => {
                     // The cap is in stamp time, so a bag played at any speed is tracked alike.
                     let too_soon = front.last_queued_ns.is_some_and(|last| pair.stamp_ns - last < front.min_period_ns);
                     if front.min_period_ns > 0 && too_soon {
@@ -469,7 +495,7 @@ impl NodeCore {
         }
     }
 
-    fn queue_init(&self, pair: Arc<SyncedPair>, bbox: BoxXywh) {
+    fn queue_init(&self, pair: Arc<SyncedPair>, init: InitBox) {
         let mut skipped = 0;
         self.shared.work.update(|w| {
             let w = w.get_or_insert_with(Work::default);
@@ -478,9 +504,26 @@ impl NodeCore {
                 w.pair = None;
                 skipped += 1;
             }
-            w.init = Some((pair, bbox));
+            w.inits.retain(|(_, queued)| !queued.replaced_by(&init));
+            w.inits.push((pair, init));
         });
         self.shared.stats().pairs_skipped_busy += skipped;
+    }
+
+    /// The id an init message names: with several targets its `id` (empty: a new target), with
+    /// one none (the id is the track number).
+    fn init_id(&self, id: &str, topic: &str) -> Result<Option<String>, ()> {
+        if !lock(&self.front).multi || id.is_empty() {
+            return Ok(None);
+        }
+        match crate::tracker::TargetId::new(id) {
+            Ok(_) => Ok(Some(id.to_owned())),
+            Err(e) => {
+                self.shared.stats().inits_rejected += 1;
+                self.shared.warn("init-id", || format!("ignoring {topic}: {e}"));
+                Err(())
+            }
+        }
     }
 
     fn valid_init_box(&self, bbox: BoxXywh, topic: &str) -> bool {
@@ -498,17 +541,20 @@ impl NodeCore {
         if !self.valid_init_box(bbox, "~/init") {
             return;
         }
+        let Ok(id) = self.init_id(&det.id, "~/init") else { return };
+        let target = id.as_ref().map_or_else(String::new, |id| format!("target '{id}' "));
+        let init = InitBox { id, bbox };
         let stamp_ns = det.header.stamp_ns();
         let mut front = lock(&self.front);
         let buffered = front.recent.iter().rev().find(|p| p.stamp_ns == stamp_ns || p.aux_stamp_ns() == stamp_ns);
         if let Some(pair) = buffered.cloned() {
-            front.pending_init = None;
+            front.pending_inits.retain(|(_, p)| !p.replaced_by(&init));
             drop(front);
-            log::info!("init on the buffered frame stamped {stamp_ns} ns: {bbox}");
-            self.queue_init(pair, bbox);
+            log::info!("init {target}on the buffered frame stamped {stamp_ns} ns: {bbox}");
+            self.queue_init(pair, init);
         } else {
-            log::info!("init for stamp {stamp_ns} ns (not buffered): applied to the next pair: {bbox}");
-            front.pending_init = Some((stamp_ns, bbox));
+            log::info!("init {target}for stamp {stamp_ns} ns (not buffered): applied to the next pair: {bbox}");
+            front.add_pending(stamp_ns, init);
         }
     }
 
@@ -520,18 +566,36 @@ impl NodeCore {
             return;
         }
         log::info!("init from ~/init_roi, applied to the next pair: {bbox}");
-        lock(&self.front).pending_init = Some((i64::MIN, bbox));
+        lock(&self.front).add_pending(i64::MIN, InitBox { id: None, bbox });
     }
 
-    /// Forgets the target (and an init waiting for its frame); `~/reset` topic and service.
+    /// Forgets every target (and the inits waiting for their frames); `~/reset` topic and
+    /// service.
     pub fn reset(&self) {
-        lock(&self.front).pending_init = None;
+        lock(&self.front).pending_inits.clear();
         self.shared.work.update(|w| {
             let w = w.get_or_insert_with(Work::default);
-            w.reset = true;
-            w.init = None;
+            w.reset_all = true;
+            w.reset_ids.clear();
+            w.inits.clear();
         });
-        log::info!("reset: target forgotten");
+        log::info!("reset: every target forgotten");
+    }
+
+    /// Forgets the target `id` (and its inits waiting for their frames); `~/reset_target`. With
+    /// one target, `id` is its track number (the `id` of its detections).
+    pub fn reset_target(&self, id: &str) {
+        if let Err(e) = crate::tracker::TargetId::new(id) {
+            self.shared.warn("reset-id", || format!("ignoring {}: {e}", Input::ResetTarget.topic()));
+            return;
+        }
+        let named = |init: &InitBox| init.id.as_deref() == Some(id);
+        lock(&self.front).pending_inits.retain(|(_, init)| !named(init));
+        self.shared.work.update(|w| {
+            let w = w.get_or_insert_with(Work::default);
+            w.inits.retain(|(_, init)| !named(init));
+            w.reset_ids.push(id.to_owned());
+        });
     }
 
     /// A copy of the counters.
@@ -586,10 +650,10 @@ impl Drop for NodeCore {
     }
 }
 
-/// The inference thread's state besides the tracker.
+/// The inference thread's state besides the targets.
 struct Inference<'a> {
     shared: &'a Shared,
-    tracker: Tracker,
+    targets: TargetSet,
     params_generation: u64,
     params: NodeParams,
     initial_box_used: bool,
@@ -599,11 +663,11 @@ struct Inference<'a> {
     camera_hint_given: bool,
 }
 
-fn inference_loop(shared: &Shared, tracker: Tracker) {
+fn inference_loop(shared: &Shared, targets: TargetSet) {
     let (params_generation, params) = shared.params();
     let mut inf = Inference {
         shared,
-        tracker,
+        targets,
         params_generation,
         params,
         initial_box_used: false,
@@ -612,22 +676,40 @@ fn inference_loop(shared: &Shared, tracker: Tracker) {
     };
     while let Some(work) = shared.work.take() {
         inf.refresh_params();
-        if work.reset {
-            inf.tracker.reset();
+        if work.reset_all {
+            inf.targets.reset_all();
             let mut stats = shared.stats();
             stats.resets += 1;
             stats.state = Some(TargetState::Uninitialised);
+            stats.targets.clear();
         }
+        for id in &work.reset_ids {
+            match inf.targets.reset(id) {
+                Ok(()) => {
+                    log::info!("reset: target '{id}' forgotten");
+                    let mut stats = shared.stats();
+                    stats.resets += 1;
+                    stats.targets.retain(|(t, _, _)| t != id);
+                }
+                Err(e) => shared.warn("reset-id", || format!("{}: {e}", Input::ResetTarget.topic())),
+            }
+        }
+        // Inits on the same pair are applied together, after one tracking step on it.
         let mut init_stamp_ns = None;
-        if let Some((pair, bbox)) = work.init {
-            init_stamp_ns = Some(pair.stamp_ns);
-            inf.guarded(&pair, Some(bbox));
+        let mut inits = work.inits.into_iter().peekable();
+        while let Some((pair, first)) = inits.next() {
+            let mut group = vec![first];
+            while let Some((_, init)) = inits.next_if(|(p, _)| Arc::ptr_eq(p, &pair)) {
+                group.push(init);
+            }
+            init_stamp_ns = init_stamp_ns.max(Some(pair.stamp_ns));
+            inf.guarded(&pair, &group);
         }
         if let Some(pair) = work.pair {
             if init_stamp_ns.is_some_and(|s| s >= pair.stamp_ns) {
                 shared.stats().pairs_skipped_busy += 1;
             } else {
-                inf.guarded(&pair, None);
+                inf.guarded(&pair, &[]);
             }
         }
     }
@@ -646,7 +728,7 @@ impl Inference<'_> {
     fn refresh_params(&mut self) {
         let (generation, params) = self.shared.params();
         if generation != self.params_generation {
-            if let Err(e) = self.tracker.set_config(params.tracker_config()) {
+            if let Err(e) = self.targets.set_config(params.tracker_config()) {
                 self.shared.warn("params", || format!("tracker rejected new parameters: {e}"));
             }
             self.params_generation = generation;
@@ -656,8 +738,8 @@ impl Inference<'_> {
 
     /// [`Inference::process`] behind a guard: a panic inside the network (libtorch's infallible
     /// ops panic on a failed kernel) costs this pair, not the node.
-    fn guarded(&mut self, pair: &SyncedPair, init_box: Option<BoxXywh>) {
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.process(pair, init_box)));
+    fn guarded(&mut self, pair: &SyncedPair, inits: &[InitBox]) {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.process(pair, inits)));
         let mut stats = self.shared.stats();
         match outcome {
             Ok(()) => stats.consecutive_failures = 0,
@@ -682,9 +764,9 @@ impl Inference<'_> {
             .map_err(|e| format!("aux image: {e}"))
     }
 
-    /// Runs one pair through the tracker (init with `init_box`, else track when a target is
-    /// set) and publishes the answer for its stamp.
-    fn process(&mut self, pair: &SyncedPair, mut init_box: Option<BoxXywh>) {
+    /// Runs one pair through the targets (tracking the ones there are, then applying `inits`)
+    /// and publishes the answer for its stamp.
+    fn process(&mut self, pair: &SyncedPair, inits: &[InitBox]) {
         self.refresh_params();
         let start = Instant::now();
         let (frame, depth) = match self.frame(pair) {
@@ -695,53 +777,45 @@ impl Inference<'_> {
                 return;
             }
         };
-        if init_box.is_none() && !self.initial_box_used && self.tracker.state() == TargetState::Uninitialised {
-            init_box = self.params.initial_box();
+        let mut inits = inits.to_vec();
+        if inits.is_empty() && !self.initial_box_used && self.targets.is_empty() {
+            inits.extend(self.params.initial_box().map(|bbox| InitBox { id: None, bbox }));
             self.initial_box_used = true;
         }
-        let result = match init_box {
-            Some(bbox) => match self.tracker.init(&frame, bbox) {
-                Ok(()) => {
-                    let mut stats = self.shared.stats();
-                    stats.inits_applied += 1;
-                    stats.track_id += 1;
-                    Some(TrackResult { bbox, score: 1.0, state: TargetState::Tracking })
-                }
-                Err(e) => {
-                    self.shared.stats().inits_rejected += 1;
-                    self.shared.warn("init", || format!("init box rejected: {e}"));
-                    self.current()
-                }
-            },
-            None if self.tracker.state() == TargetState::Uninitialised => None,
-            None => match self.tracker.track(&frame) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    self.shared.stats().track_errors += 1;
-                    self.shared
-                        .warn("track", || format!("tracking failed on the pair stamped {} ns: {e}", pair.stamp_ns));
-                    None
-                }
-            },
-        };
+        let answers = answer_pair(&mut self.targets, &frame, &inits, |event| match event {
+            Event::InitApplied => self.shared.stats().inits_applied += 1,
+            Event::InitRejected(e) => {
+                self.shared.stats().inits_rejected += 1;
+                self.shared.warn("init", || format!("init box rejected: {e}"));
+            }
+            Event::TrackFailed(e) => {
+                self.shared.stats().track_errors += 1;
+                self.shared.warn("track", || format!("tracking failed on the pair stamped {} ns: {e}", pair.stamp_ns));
+            }
+        });
         let inference_ms = start.elapsed().as_secs_f64() * 1e3;
+        let first = answers.first();
+        {
+            let mut stats = self.shared.stats();
+            stats.state = Some(first.map_or(TargetState::Uninitialised, Answer::state));
+            stats.last_score = first.map_or(0.0, Answer::score);
+            stats.track_id = self.targets.track_id();
+            stats.targets =
+                answers.iter().filter(|a| a.result.is_some()).map(|a| (a.id.clone(), a.state(), a.score())).collect();
+        }
         // Outputs stay in stamp order: an init on a buffered frame that was already answered
         // starts the track there, and the next pair carries the first box.
         if self.last_answered_ns.is_some_and(|last| pair.stamp_ns <= last) {
-            let mut stats = self.shared.stats();
-            stats.state = Some(self.tracker.state());
-            stats.last_score = result.map_or(0.0, |r| r.score);
             return;
         }
         self.last_answered_ns = Some(pair.stamp_ns);
         let header = pair.rgb.header().clone();
-        let track_id = self.shared.stats().track_id;
         let class_id = &self.params.class_id;
-        self.shared.publish(Output::Detections, &output::detections(&header, result.as_ref(), class_id, track_id));
-        self.shared.publish(Output::Confidence, &output::confidence(result.as_ref()));
-        self.shared.publish(Output::ConfidenceStamped, &output::confidence_stamped(&header, result.as_ref(), class_id));
+        self.shared.publish(Output::Detections, &output::detections(&header, &answers, class_id));
+        self.shared.publish(Output::Confidence, &output::confidence(&answers));
+        self.shared.publish(Output::ConfidenceStamped, &output::confidence_stamped(&header, &answers, class_id));
         if self.params.modality == Modality::Depth {
-            self.publish_3d(&header, &frame, depth.as_ref(), result.as_ref(), track_id);
+            self.publish_3d(&header, &frame, depth.as_ref(), &answers);
         }
         let latency_ms = pair.completed.elapsed().as_secs_f64() * 1e3;
         {
@@ -750,12 +824,10 @@ impl Inference<'_> {
             stats.inference_ms_sum += inference_ms;
             stats.latency_ms_sum += latency_ms;
             stats.latency_ms_max = stats.latency_ms_max.max(latency_ms);
-            stats.state = Some(self.tracker.state());
-            stats.last_score = result.map_or(0.0, |r| r.score);
         }
         if self.shared.debug_wanted(&self.params) {
             let mut replaced = false;
-            self.shared.debug.update(|slot| replaced = slot.replace(DebugJob { frame, header, result }).is_some());
+            self.shared.debug.update(|slot| replaced = slot.replace(DebugJob { frame, header, answers }).is_some());
             if replaced {
                 self.shared.stats().debug_skipped += 1;
             }
@@ -765,14 +837,7 @@ impl Inference<'_> {
     /// RGB-D: places the tracked box in 3D and publishes `~/target_point` (only with a 3D
     /// target), `~/detections_3d` and `~/markers` (every answered pair). Nothing is published
     /// before the first valid `CameraInfo`.
-    fn publish_3d(
-        &mut self,
-        header: &Header,
-        frame: &ImageU8,
-        depth: Option<&DepthImage>,
-        result: Option<&TrackResult>,
-        track_id: u64,
-    ) {
+    fn publish_3d(&mut self, header: &Header, frame: &ImageU8, depth: Option<&DepthImage>, answers: &[Answer]) {
         let Some(camera) = lock(&self.shared.camera).clone() else {
             if !std::mem::replace(&mut self.camera_hint_given, true) {
                 log::warn!(
@@ -784,14 +849,18 @@ impl Inference<'_> {
             return;
         };
         let size = (frame.width, frame.height);
-        let target = match target3d::target_of(&self.params, &camera, depth, size, result) {
-            Ok(t) => t,
-            Err(e) => {
-                self.note_no_depth(header, &e);
-                None
-            }
-        };
-        let out = output::outputs_3d(header, &camera, target.as_ref(), result, &self.params.class_id, track_id);
+        let placed: Vec<Answer3d> = answers
+            .iter()
+            .map(|a| {
+                let target =
+                    target3d::target_of(&self.params, &camera, depth, size, a.result.as_ref()).unwrap_or_else(|e| {
+                        self.note_no_depth(header, &e);
+                        None
+                    });
+                Answer3d { answer: a.clone(), target }
+            })
+            .collect();
+        let out = output::outputs_3d(header, &camera, &placed, &self.params.class_id);
         if let Some(point) = &out.target_point {
             self.shared.publish(Output::TargetPoint, point);
             self.shared.stats().targets_3d += 1;
@@ -815,19 +884,13 @@ impl Inference<'_> {
             _ => log::debug!("no 3D position for the pair stamped {stamp_ns} ns: {e}"),
         }
     }
-
-    /// The tracker's standing answer when this frame brought no new one.
-    fn current(&self) -> Option<TrackResult> {
-        let bbox = self.tracker.bbox()?;
-        Some(TrackResult { bbox, score: self.shared.stats().last_score, state: self.tracker.state() })
-    }
 }
 
 fn debug_loop(shared: &Shared) {
     while let Some(job) = shared.debug.take() {
         let (_, params) = shared.params();
         let image =
-            output::debug_image(&job.frame, &job.header, job.result.as_ref(), &params.class_id, params.debug_aux_blend);
+            output::debug_image(&job.frame, &job.header, &job.answers, &params.class_id, params.debug_aux_blend);
         shared.publish(Output::DebugImage, &image);
         shared.stats().debug_images += 1;
     }

@@ -51,6 +51,11 @@ impl TargetId {
         Ok(Self(id))
     }
 
+    /// A decimal number as an id (always valid).
+    pub fn number(n: u64) -> Self {
+        Self(n.to_string())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }

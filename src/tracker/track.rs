@@ -225,6 +225,11 @@ impl Tracker {
         self.target.bbox()
     }
 
+    /// Windowed score of the last step (1.0 right after init, 0 before).
+    pub fn last_score(&self) -> f32 {
+        self.target.last_score()
+    }
+
     /// Moves the search centre to `bbox` without recomputing the template (e.g. after an external
     /// re-detection of the same object). Ignored before `init`.
     pub fn set_bbox(&mut self, bbox: BoxXywh) {

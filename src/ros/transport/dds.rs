@@ -32,7 +32,7 @@ use super::{build_model, Input, Output, Sink, SinkError};
 use crate::ros::managed::{ManagedNode, Service};
 use crate::ros::msgs::{
     CameraInfo, Classification, CompressedImage, Detection2D, Detection2DArray, Detection3DArray, DiagnosticArray,
-    Empty, Float32, Image, MarkerArray, PointStamped, RegionOfInterest, RosMessage, Time,
+    Empty, Float32, Image, MarkerArray, PointStamped, RegionOfInterest, RosMessage, StringMsg, Time,
 };
 use crate::ros::node::InputMessage;
 use crate::ros::output::expand_topic;
@@ -378,6 +378,7 @@ pub fn run(params: NodeParams, options: &DdsOptions) -> anyhow::Result<()> {
     let init = subscription::<Detection2D>(&mut node, &names, Input::Init, p)?;
     let init_roi = subscription::<RegionOfInterest>(&mut node, &names, Input::InitRoi, p)?;
     let reset = subscription::<Empty>(&mut node, &names, Input::Reset, p)?;
+    let reset_target = subscription::<StringMsg>(&mut node, &names, Input::ResetTarget, p)?;
     let camera_info = if Input::subscribed(p).contains(&Input::RgbCameraInfo) {
         Some(subscription::<CameraInfo>(&mut node, &names, Input::RgbCameraInfo, p)?)
     } else {
@@ -408,6 +409,7 @@ pub fn run(params: NodeParams, options: &DdsOptions) -> anyhow::Result<()> {
     drain(&managed, Input::Init, init, InputMessage::Init)?;
     drain(&managed, Input::InitRoi, init_roi, InputMessage::InitRoi)?;
     drain(&managed, Input::Reset, reset, |_| InputMessage::Reset)?;
+    drain(&managed, Input::ResetTarget, reset_target, |m| InputMessage::ResetTarget(m.data))?;
     if let Some(sub) = camera_info {
         drain(&managed, Input::RgbCameraInfo, sub, |m| InputMessage::CameraInfo(Box::new(m)))?;
     }
