@@ -105,6 +105,9 @@ PY
       --json "$out/bench.jsonl"
   t 120 "$bin/patrack" bench --devices cuda --precisions bf16 --runs 200 --warmup 20 --crop-on-device \
       --json "$out/bench.jsonl"
+  echo "=== several targets, official ViT-B, cuda bf16: one CUDA graph per target count, then eager"
+  t 120 "$bin/patrack" bench --devices cuda --precisions bf16 --targets 1,2,4,8 --runs 100 --warmup 10
+  t 120 "$bin/patrack" bench --devices cuda --precisions bf16 --targets 1,2,4,8 --runs 100 --warmup 10 --no-cuda-graph
   if [ "$quick" = 0 ] && [ -d "$bundle/official/PATrack" ]; then
     echo "=== official PyTorch eager module and tracker, same card"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \

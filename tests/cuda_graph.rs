@@ -86,3 +86,32 @@ fn wrong_input_shape_is_an_error() {
     // Still usable afterwards.
     graph.run(&z, &x).unwrap();
 }
+
+/// Random template tokens and crops for a batch of `n` targets.
+fn random_batch(model: &PATrack, n: usize, seed: i64) -> (Tensor, Tensor) {
+    let singles: Vec<(Tensor, Tensor)> = (0..n).map(|k| random_inputs(model, seed * 100 + k as i64)).collect();
+    let z: Vec<&Tensor> = singles.iter().map(|(z, _)| z).collect();
+    let x: Vec<&Tensor> = singles.iter().map(|(_, x)| x).collect();
+    (patrack::tracker::multi::stack_template_tokens(&z).unwrap(), Tensor::cat(&x, 0))
+}
+
+#[test]
+fn one_graph_per_batch_size_replays_like_the_eager_network() {
+    // The multi-target tracker's path: a graph per number of targets, captured on first use,
+    // reused when that number comes back.
+    for precision in [Precision::Fp32, Precision::Bf16] {
+        let model = cuda_model(precision);
+        let mut cache = patrack::tracker::graphs::GraphCache::default();
+        for (step, n) in [1usize, 2, 4, 2, 8, 1].into_iter().enumerate() {
+            let (z, x) = random_batch(&model, n, step as i64 + 1);
+            let out = cache.network(&model, true, &z, &x);
+            let eager = model.track(&z, &x);
+            assert_eq!(out.score_map.size()[0], n as i64);
+            assert_close(&format!("{precision} batch {n} score"), &out.score_map, &eager.score_map, 0.0);
+            assert_close(&format!("{precision} batch {n} size"), &out.size_map, &eager.size_map, 0.0);
+            assert_close(&format!("{precision} batch {n} offset"), &out.offset_map, &eager.offset_map, 0.0);
+        }
+        assert_eq!(cache.batch_sizes(), [1, 2, 4, 8]);
+        assert!(!cache.failed());
+    }
+}

@@ -298,6 +298,8 @@ pub struct TargetsRow {
     pub ms_per_target: f64,
     pub steps_per_s: f64,
     pub peak_rss_mb: f64,
+    /// `cuda-graph` when the step replayed a CUDA graph of its batch size, else `eager`.
+    pub mode: String,
 }
 
 /// `--targets`: `MultiTracker::track` on a synthetic frame for each target count: crops of all
@@ -320,7 +322,7 @@ fn multi_target(args: &Args, counts: &str) -> anyhow::Result<()> {
     let (precision, config) = (model.precision().to_string(), model.cfg.label());
     let (w, h) = parse_frame(&args.frame)?;
     let frame = synthetic_frame(w, h);
-    let cfg = TrackerConfig { lost_frames: 0, ..Default::default() };
+    let cfg = TrackerConfig { lost_frames: 0, cuda_graph: !args.no_cuda_graph, ..Default::default() };
     let mut tracker = MultiTracker::new(model, cfg, max)?;
     // Targets on a 4 x 2 grid of the frame, each a tenth of its sides.
     let boxes: Vec<(TargetId, BoxXywh)> = (0..max)
@@ -360,17 +362,19 @@ fn multi_target(args: &Args, counts: &str) -> anyhow::Result<()> {
             ms_per_target: med / n as f64,
             steps_per_s: 1e3 / med.max(1e-9),
             peak_rss_mb: peak_rss_mb(),
+            mode: if tracker.cuda_graph_batches().contains(&(n as i64)) { "cuda-graph" } else { "eager" }.into(),
         });
     }
-    println!("| device | precision | config | threads | targets | step ms (p10-p90) | ms per target | steps/s | peak RSS MB |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| device | precision | config | threads | mode | targets | step ms (p10-p90) | ms per target | steps/s | peak RSS MB |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {} | {} | {:.2} ({:.2}-{:.2}) | {:.2} | {:.2} | {:.0} |",
+            "| {} | {} | {} | {} | {} | {} | {:.2} ({:.2}-{:.2}) | {:.2} | {:.2} | {:.0} |",
             r.device,
             r.precision,
             r.config,
             r.threads,
+            r.mode,
             r.targets,
             r.step_ms_median,
             r.step_ms_p10,

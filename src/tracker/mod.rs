@@ -3,6 +3,7 @@
 pub mod decode;
 pub mod geometry;
 pub mod gpu;
+pub mod graphs;
 pub mod multi;
 pub mod preprocess;
 mod target;

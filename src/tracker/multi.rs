@@ -8,13 +8,14 @@
 //! of a run of its own; `tests/multi_target.rs` checks that against single-target trackers.
 //!
 //! Each target has its own template, box and state machine ([`super::target`], the same rules
-//! as the single-target [`Tracker`](super::Tracker)). The network runs eagerly here on every
-//! device: capturing a CUDA graph per batch size is not done yet.
+//! as the single-target [`Tracker`](super::Tracker)). On CUDA the network is replayed from a CUDA
+//! graph per batch size ([`super::graphs`]), captured the first time that many targets run.
 
 use tch::Tensor;
 
 use super::decode::{hann2d, HostMaps};
 use super::geometry::BoxXywh;
+use super::graphs::GraphCache;
 use super::target::{check_frame, crop_tensor, finish, template_tokens, Search, TargetSlot};
 use super::track::{StepDetail, TargetState, TrackError, TrackResult, TrackerConfig};
 use crate::model::PATrack;
@@ -144,6 +145,8 @@ pub struct MultiTracker {
     window: Vec<f32>,
     max_targets: usize,
     targets: Vec<(TargetId, TargetSlot)>,
+    /// CUDA graphs per batch size (number of targets).
+    graphs: GraphCache,
 }
 
 impl MultiTracker {
@@ -152,11 +155,8 @@ impl MultiTracker {
         if !(1..=MAX_TARGETS).contains(&max_targets) {
             return Err(MultiTrackError::MaxTargets(max_targets));
         }
-        if cfg.cuda_graph && model.device().is_cuda() {
-            log::info!("the multi-target tracker runs the network eagerly (no CUDA graph per batch size yet)");
-        }
         let side = model.cfg.search_feat() as usize;
-        Ok(Self { model, cfg, window: hann2d(side), max_targets, targets: Vec::new() })
+        Ok(Self { model, cfg, window: hann2d(side), max_targets, targets: Vec::new(), graphs: GraphCache::default() })
     }
 
     pub fn config(&self) -> &TrackerConfig {
@@ -180,6 +180,11 @@ impl MultiTracker {
 
     pub fn max_targets(&self) -> usize {
         self.max_targets
+    }
+
+    /// The batch sizes (target counts) with a captured CUDA graph.
+    pub fn cuda_graph_batches(&self) -> Vec<i64> {
+        self.graphs.batch_sizes()
     }
 
     /// Number of targets.
@@ -287,7 +292,7 @@ impl MultiTracker {
             let tokens: Vec<&Tensor> = batch.iter().map(|b| &b.1.z_tokens).collect();
             let x = Tensor::f_cat(&crops, 0)?;
             let z_tokens = stack_template_tokens(&tokens)?;
-            let head = self.model.track(&z_tokens, &x);
+            let head = self.graphs.network(&self.model, self.cfg.cuda_graph, &z_tokens, &x);
             let maps = HostMaps::from_head_batch(&head)?;
             for ((i, search, _, crop_size, resize_factor), maps) in batch.into_iter().zip(maps) {
                 let prev = search.prev;

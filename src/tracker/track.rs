@@ -2,13 +2,12 @@
 //! state machine (Uninitialised -> Tracking <-> Lost), which the reference tracker does not have.
 //! The state machine itself is [`super::target`]'s, shared with the `MultiTracker`.
 
-use tch::Tensor;
-
 use super::decode::{decode, hann2d, DecodeError, HostMaps};
 use super::geometry::{clip_box, map_back, BoxXywh};
+use super::graphs::GraphCache;
 use super::preprocess::PreprocessError;
 use super::target::{check_frame, crop_tensor, finish, template_tokens, Search, TargetSlot};
-use crate::model::{GraphedTrack, HeadOutput, PATrack};
+use crate::model::PATrack;
 use crate::sensor::ImageU8;
 
 /// Tracker settings. Defaults are the reference values (`rgbt.yaml`).
@@ -184,16 +183,14 @@ pub struct Tracker {
     window: Vec<f32>,
     target: TargetSlot,
     /// The network captured as a CUDA graph (made at the first step on CUDA).
-    graph: Option<GraphedTrack>,
-    /// Capture was tried and failed: run eagerly from then on.
-    graph_failed: bool,
+    graphs: GraphCache,
 }
 
 impl Tracker {
     pub fn new(model: PATrack, cfg: TrackerConfig) -> Result<Self, TrackError> {
         cfg.validate()?;
         let side = model.cfg.search_feat() as usize;
-        Ok(Self { model, cfg, window: hann2d(side), target: TargetSlot::new(), graph: None, graph_failed: false })
+        Ok(Self { model, cfg, window: hann2d(side), target: TargetSlot::new(), graphs: GraphCache::default() })
     }
 
     pub fn config(&self) -> &TrackerConfig {
@@ -263,39 +260,12 @@ impl Tracker {
         let Search { prev, factor, z_tokens } = self.target.search(&self.cfg)?;
         let out = self.model.cfg.search_size as usize;
         let (x, crop_size, resize_factor) = crop_tensor(&self.model, &self.cfg, frame, prev, factor, out)?;
-        let head = self.network(&z_tokens, &x);
+        let head = self.graphs.network(&self.model, self.cfg.cuda_graph, &z_tokens, &x);
         let maps = HostMaps::from_head(&head)?;
         let (unclipped, new_box, score) =
             finish(&maps, &self.window, &self.model, &self.cfg, prev, resize_factor, frame)?;
         let result = self.target.update(&self.cfg, new_box, score);
         Ok((result, StepDetail { prev_state: prev, crop_size, resize_factor, maps, unclipped }))
-    }
-
-    /// The network on one crop: the CUDA graph when enabled and possible, else eagerly.
-    fn network(&mut self, z_tokens: &Tensor, x: &Tensor) -> HeadOutput {
-        if self.cfg.cuda_graph && self.model.device().is_cuda() && !self.graph_failed {
-            if self.graph.is_none() {
-                match GraphedTrack::capture(&self.model, z_tokens, x) {
-                    Ok(g) => {
-                        log::info!("network captured as a CUDA graph");
-                        self.graph = Some(g);
-                    }
-                    Err(e) => {
-                        log::warn!("{e}; running the network eagerly");
-                        self.graph_failed = true;
-                    }
-                }
-            }
-            if let Some(g) = &mut self.graph {
-                match g.run(z_tokens, x) {
-                    Ok(head) => return head,
-                    Err(e) => log::warn!("{e}; running the network eagerly from now on"),
-                }
-                self.graph = None;
-                self.graph_failed = true;
-            }
-        }
-        self.model.track(z_tokens, x)
     }
 }
 
