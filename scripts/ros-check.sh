@@ -17,7 +17,9 @@
 #   4. lifecycle: get, deactivate, activate through `ros2 lifecycle`;
 #   5. RGB-D: the peer sends 16UC1 depth and a CameraInfo; ~/target_point, ~/detections_3d and
 #      ~/markers come back at the scene's depths;
-#   6. `ros2 launch patrack patrack.launch.py` for each modality with use_sim_time:=True.
+#   6. two targets: with max_targets:=2 the peer draws two squares and sends inits with ids a and
+#      b; detections carry both ids, and only b after "a" on ~/reset_target;
+#   7. `ros2 launch patrack patrack.launch.py` for each modality with use_sim_time:=True.
 # Prints PASS/FAIL per check; exits 1 if any check failed.
 set -uo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -168,7 +170,24 @@ sys.exit(0 if ok else 1)
 PY
 kill -INT "$depth_pid"; wait "$depth_pid"
 
-# 6. launch, each modality, simulated time
+# 6. two targets by id (max_targets 2), the bundled RGB-T demo model; ~/reset_target forgets one
+"$WS/install/patrack/lib/patrack/patrack_node" --ros-args --params-file "$share/config/patrack.yaml" \
+  --params-file "$share/config/rgbt.yaml" -p device:=cpu -p precision:=fp32 -p max_targets:=2 \
+  -p tracker.lost_frames:=0 -p model_path:="$ROOT/models/patrack_small_rgbt.safetensors" >"$WS/node-two.log" 2>&1 &
+two_pid=$!
+for _ in $(seq 60); do ros2 node list 2>/dev/null | grep -q '^/patrack$' && break; sleep 1; done
+report=$(python3 "$ROOT/scripts/ros_peer.py" --two --pairs 30 --rate-hz 10)
+echo "    two-target peer: $report"
+python3 - "$report" <<'PY' && pass "two targets: detections with ids a and b, only b after ~/reset_target a" || fail "two targets: $report"
+import json, sys
+r = json.loads(sys.argv[1])
+ok = r["both_before_reset"] >= 8 and r["only_b_after_reset"] >= 4 and r["with_a_after_reset"] == 0 \
+    and r["ids_seen"] == ["a", "b"]
+sys.exit(0 if ok else 1)
+PY
+kill -INT "$two_pid"; wait "$two_pid"
+
+# 7. launch, each modality, simulated time
 for modality in thermal depth event; do
   # A script's background jobs start with SIGINT ignored, and ros2 launch (Python) then never sees
   # the Ctrl-C sent below: give it the default handling back.
