@@ -13,7 +13,7 @@
 mod bag_support;
 
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bag_support::*;
@@ -22,7 +22,7 @@ use patrack::bag::ChunkCompression;
 use patrack::device::Precision;
 use patrack::model::PATrack;
 use patrack::ros::msgs::{Classification, Detection2D, Detection2DArray, Float32, Image, RosMessage, StringMsg, Time};
-use patrack::ros::node::{Input, NodeCore, Sink};
+use patrack::ros::node::{Input, NodeCore};
 use patrack::ros::output::Output;
 use patrack::ros::params::NodeParams;
 use patrack::ros::targets::{InitBox, TargetSet};
@@ -32,24 +32,6 @@ use patrack::train::synth::{scene_for, Scene, HEIGHT, WIDTH};
 
 const FRAMES: usize = 10;
 const IDS: [&str; 2] = ["boat", "person"];
-
-#[derive(Default)]
-struct Capture {
-    published: Mutex<Vec<(Output, Vec<u8>)>>,
-}
-
-impl Sink for Capture {
-    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), patrack::ros::node::SinkError> {
-        self.published.lock().unwrap().push((output, cdr.to_vec()));
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn of(&self, output: Output) -> Vec<Vec<u8>> {
-        self.published.lock().unwrap().iter().filter(|(o, _)| *o == output).map(|(_, d)| d.clone()).collect()
-    }
-}
 
 fn demo_model() -> PATrack {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("models/patrack_small_rgbt.safetensors");
@@ -127,19 +109,7 @@ fn node_over(p: NodeParams, records: &[Record], inits: &[Detection2D]) -> (NodeC
 }
 
 fn boxes_of(d: &Detection2DArray) -> Vec<(String, BoxXywh)> {
-    d.detections
-        .iter()
-        .map(|d| {
-            let b = &d.bbox;
-            let bbox = BoxXywh::new(
-                b.center.position.x - b.size_x / 2.0,
-                b.center.position.y - b.size_y / 2.0,
-                b.size_x,
-                b.size_y,
-            );
-            (d.id.clone(), bbox)
-        })
-        .collect()
+    d.detections.iter().map(|d| (d.id.clone(), d.bbox.to_xywh())).collect()
 }
 
 #[test]

@@ -9,14 +9,14 @@
 mod bag_support;
 
 use std::ops::ControlFlow;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bag_support::*;
 use patrack::bag::replay::{self, CameraSource, InitSource, ReplayOptions};
 use patrack::bag::{BagReader, ChunkCompression};
 use patrack::ros::msgs::{Detection2DArray, Detection3DArray, Float32, Image, MarkerArray, PointStamped, RosMessage};
-use patrack::ros::node::{Input, NodeCore, Sink};
+use patrack::ros::node::{Input, NodeCore};
 use patrack::ros::output::Output;
 use patrack::ros::params::NodeParams;
 use patrack::ros::targets::TargetSet;
@@ -27,24 +27,6 @@ const W: u32 = 96;
 const H: u32 = 72;
 const DEPTH: &str = "/camera/depth/image_raw";
 const INFO: &str = "/camera/rgb/camera_info";
-
-#[derive(Default)]
-struct Capture {
-    published: Mutex<Vec<(Output, Vec<u8>)>>,
-}
-
-impl Sink for Capture {
-    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), patrack::ros::node::SinkError> {
-        self.published.lock().unwrap().push((output, cdr.to_vec()));
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn of(&self, output: Output) -> Vec<Vec<u8>> {
-        self.published.lock().unwrap().iter().filter(|(o, _)| *o == output).map(|(_, d)| d.clone()).collect()
-    }
-}
 
 fn params() -> NodeParams {
     let mut p = NodeParams {

@@ -20,7 +20,7 @@ mod bag_support;
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bag_support::*;
@@ -29,7 +29,7 @@ use patrack::bag::ChunkCompression;
 use patrack::device::Precision;
 use patrack::model::PATrack;
 use patrack::ros::msgs::{Detection3DArray, Empty, Image, Marker, MarkerArray, PointStamped, RosMessage};
-use patrack::ros::node::{Input, NodeCore, Sink, SinkError};
+use patrack::ros::node::{Input, NodeCore};
 use patrack::ros::output::Output;
 use patrack::ros::params::NodeParams;
 use patrack::ros::target3d::{self, CameraModel};
@@ -251,25 +251,6 @@ fn replay_of_a_synthetic_rgbd_scene_publishes_3d_positions_within_the_stated_err
     }
 }
 
-#[derive(Default)]
-struct Capture {
-    published: Mutex<Vec<(Output, Vec<u8>)>>,
-}
-
-impl Sink for Capture {
-    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), SinkError> {
-        self.published.lock().unwrap().push((output, cdr.to_vec()));
-        Ok(())
-    }
-}
-
-impl Capture {
-    fn of<M: RosMessage>(&self, output: Output) -> Vec<M> {
-        let published = self.published.lock().unwrap();
-        published.iter().filter(|(o, _)| *o == output).map(|(_, d)| M::decode(d).unwrap()).collect()
-    }
-}
-
 #[test]
 fn node_core_places_the_target_in_3d_from_camera_info_and_32fc1_depth() {
     const BEFORE_INFO: usize = 3;
@@ -293,8 +274,8 @@ fn node_core_places_the_target_in_3d_from_camera_info_and_32fc1_depth() {
         feed(Input::Aux, depth_m_image(&depth).encode().unwrap());
         if t + 1 == BEFORE_INFO {
             // Tracked, but without a calibration: no 3D output, and the diagnostics say why.
-            assert!(sink.of::<MarkerArray>(Output::Markers).is_empty());
-            assert!(sink.of::<Detection3DArray>(Output::Detections3d).is_empty());
+            assert!(sink.decoded::<MarkerArray>(Output::Markers).is_empty());
+            assert!(sink.decoded::<Detection3DArray>(Output::Detections3d).is_empty());
             assert_eq!(core.stats().camera, None);
         }
     }
@@ -302,7 +283,7 @@ fn node_core_places_the_target_in_3d_from_camera_info_and_32fc1_depth() {
     // the pair before the first CameraInfo's frame is the first placed in 3D and the last pair
     // waits.
     let answered = FRAMES - BEFORE_INFO;
-    let points: Vec<PointStamped> = sink.of(Output::TargetPoint);
+    let points: Vec<PointStamped> = sink.decoded(Output::TargetPoint);
     let stats = core.stats();
     println!(
         "node: {} pairs processed, {} placed in 3D, {} without depth",
@@ -314,7 +295,7 @@ fn node_core_places_the_target_in_3d_from_camera_info_and_32fc1_depth() {
     assert_eq!(stats.targets_3d, answered as u64);
     assert_eq!(frame_of(points[0].header.stamp_ns()), BEFORE_INFO - 1);
     check_points("node", &points, MAX_ERROR_FRACTION, MAX_DEPTH_ERROR_FRACTION);
-    assert_eq!(sink.of::<MarkerArray>(Output::Markers).len(), answered);
+    assert_eq!(sink.decoded::<MarkerArray>(Output::Markers).len(), answered);
 
     // Reset: the target is gone; the next answered pair carries no point, an empty 3D array and
     // a DELETEALL of the markers.
@@ -324,10 +305,10 @@ fn node_core_places_the_target_in_3d_from_camera_info_and_32fc1_depth() {
         feed(Input::Rgb, rgb.encode().unwrap());
         feed(Input::Aux, depth_m_image(&depth).encode().unwrap());
     }
-    assert_eq!(sink.of::<PointStamped>(Output::TargetPoint).len(), answered);
-    let last_detections = sink.of::<Detection3DArray>(Output::Detections3d).pop().unwrap();
+    assert_eq!(sink.decoded::<PointStamped>(Output::TargetPoint).len(), answered);
+    let last_detections = sink.decoded::<Detection3DArray>(Output::Detections3d).pop().unwrap();
     assert!(last_detections.detections.is_empty());
-    let last_markers = sink.of::<MarkerArray>(Output::Markers).pop().unwrap();
+    let last_markers = sink.decoded::<MarkerArray>(Output::Markers).pop().unwrap();
     assert_eq!(last_markers.markers.len(), 1);
     assert_eq!((last_markers.markers[0].ns.as_str(), last_markers.markers[0].action), ("patrack", Marker::DELETEALL));
     core.shutdown();

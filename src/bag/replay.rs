@@ -853,16 +853,8 @@ enum InitMsg {
 }
 
 fn init_box(m: &BagMessage) -> Result<InitMsg, ReplayError> {
-    let from_detection = |d: &Detection2D| {
-        let b = &d.bbox;
-        let bbox = BoxXywh::new(
-            b.center.position.x - b.size_x / 2.0,
-            b.center.position.y - b.size_y / 2.0,
-            b.size_x,
-            b.size_y,
-        );
-        targets::InitBox { id: (!d.id.is_empty()).then(|| d.id.clone()), bbox }
-    };
+    let from_detection =
+        |d: &Detection2D| targets::InitBox { id: (!d.id.is_empty()).then(|| d.id.clone()), bbox: d.bbox.to_xywh() };
     let found = match m.type_name.as_str() {
         Detection2DArray::TYPE_NAME => Detection2DArray::decode(&m.data)
             .map(|a| (a.header.stamp_ns(), a.detections.iter().map(from_detection).collect::<Vec<_>>())),

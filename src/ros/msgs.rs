@@ -347,6 +347,20 @@ pub struct BoundingBox2D {
 }
 ros_message!(BoundingBox2D, "vision_msgs/msg/BoundingBox2D");
 
+impl BoundingBox2D {
+    /// A top-left box (the tracker's) as centre and full size, without rotation.
+    pub fn from_xywh(b: crate::tracker::BoxXywh) -> Self {
+        let (x, y) = b.center();
+        Self { center: Pose2D { position: Point2D { x, y }, theta: 0.0 }, size_x: b.w, size_y: b.h }
+    }
+
+    /// The box as top-left corner and size (the rotation `theta` is ignored).
+    pub fn to_xywh(&self) -> crate::tracker::BoxXywh {
+        let (w, h) = (self.size_x, self.size_y);
+        crate::tracker::BoxXywh::new(self.center.position.x - 0.5 * w, self.center.position.y - 0.5 * h, w, h)
+    }
+}
+
 /// `vision_msgs/msg/ObjectHypothesis`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ObjectHypothesis {
@@ -723,6 +737,14 @@ mod tests {
             field_types(definition("diagnostic_msgs/msg/DiagnosticStatus").unwrap()),
             ["diagnostic_msgs/msg/KeyValue"]
         );
+    }
+
+    #[test]
+    fn bounding_boxes_convert_to_and_from_top_left_boxes() {
+        let b = crate::tracker::BoxXywh::new(10.0, 20.0, 30.0, 41.0);
+        let bb = BoundingBox2D::from_xywh(b);
+        assert_eq!((bb.center.position.x, bb.center.position.y, bb.size_x, bb.size_y), (25.0, 40.5, 30.0, 41.0));
+        assert_eq!(bb.to_xywh(), b);
     }
 
     #[test]

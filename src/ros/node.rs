@@ -536,8 +536,7 @@ impl NodeCore {
     }
 
     fn on_init(&self, det: &Detection2D) {
-        let (w, h) = (det.bbox.size_x, det.bbox.size_y);
-        let bbox = BoxXywh::new(det.bbox.center.position.x - 0.5 * w, det.bbox.center.position.y - 0.5 * h, w, h);
+        let bbox = det.bbox.to_xywh();
         if !self.valid_init_box(bbox, "~/init") {
             return;
         }

@@ -7,7 +7,7 @@ use crate::overlay;
 use crate::ros::msgs::{
     BoundingBox2D, BoundingBox3D, Classification, ColorRGBA, Detection2D, Detection2DArray, Detection3D,
     Detection3DArray, DiagnosticArray, Float32, Header, Image, Marker, MarkerArray, ObjectHypothesis,
-    ObjectHypothesisWithPose, Point, Point2D, PointStamped, Pose, Pose2D, PoseWithCovariance, RosMessage, Vector3,
+    ObjectHypothesisWithPose, Point, PointStamped, Pose, PoseWithCovariance, RosMessage, Vector3,
 };
 use crate::ros::params::{NodeParams, Reliability};
 use crate::ros::srv::{ParameterEvent, TransitionEvent};
@@ -132,18 +132,13 @@ pub fn detections(header: &Header, answers: &[Answer], class_id: &str) -> Detect
         .iter()
         .filter_map(|a| {
             let r = a.result.filter(|r| r.state == TargetState::Tracking)?;
-            let (cx, cy) = r.bbox.center();
             Some(Detection2D {
                 header: header.clone(),
                 results: vec![ObjectHypothesisWithPose {
                     hypothesis: ObjectHypothesis { class_id: class_id.to_owned(), score: f64::from(r.score) },
                     ..Default::default()
                 }],
-                bbox: BoundingBox2D {
-                    center: Pose2D { position: Point2D { x: cx, y: cy }, theta: 0.0 },
-                    size_x: r.bbox.w,
-                    size_y: r.bbox.h,
-                },
+                bbox: BoundingBox2D::from_xywh(r.bbox),
                 id: a.id.clone(),
             })
         })

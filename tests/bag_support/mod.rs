@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use patrack::bag::{BagWriter, ChunkCompression, WriterOptions};
 use patrack::device::Precision;
@@ -12,6 +13,8 @@ use patrack::model::{ModelConfig, PATrack};
 use patrack::ros::msgs::{
     BoundingBox2D, CameraInfo, Detection2D, Detection2DArray, Header, Image, Point2D, Pose2D, RosMessage, Time,
 };
+use patrack::ros::node::{Sink, SinkError};
+use patrack::ros::output::Output;
 use patrack::tracker::{Tracker, TrackerConfig};
 
 pub const RGB: &str = "/camera/rgb/image_raw";
@@ -196,4 +199,29 @@ pub fn tiny_tracker() -> Tracker {
 /// Stamps of a Detection2DArray list.
 pub fn det_stamps(cdr: &[Vec<u8>]) -> Vec<i64> {
     cdr.iter().map(|d| Detection2DArray::decode(d).unwrap().header.stamp_ns()).collect()
+}
+
+/// A node sink that keeps every message the node publishes, in order.
+#[derive(Default)]
+pub struct Capture {
+    published: Mutex<Vec<(Output, Vec<u8>)>>,
+}
+
+impl Sink for Capture {
+    fn publish(&self, output: Output, cdr: &[u8]) -> Result<(), SinkError> {
+        self.published.lock().unwrap().push((output, cdr.to_vec()));
+        Ok(())
+    }
+}
+
+impl Capture {
+    /// The CDR of every message published on `output`.
+    pub fn of(&self, output: Output) -> Vec<Vec<u8>> {
+        self.published.lock().unwrap().iter().filter(|(o, _)| *o == output).map(|(_, d)| d.clone()).collect()
+    }
+
+    /// The messages published on `output`, decoded.
+    pub fn decoded<M: RosMessage>(&self, output: Output) -> Vec<M> {
+        self.of(output).iter().map(|d| M::decode(d).unwrap()).collect()
+    }
 }
