@@ -459,23 +459,16 @@ impl NodeCore {
                 front.pending_inits = waiting;
                 due.into_iter().map(|(_, init)| init).collect()
             };
-            match due.is_empty() {
-                false => {
-                    front.last_queued_ns = Some(pair.stamp_ns);
-                    for init in due {
-                        self.queue_init(pair.clone(), init);
-                    }
-                }
-                true => {
-                    // The cap is in stamp time, so a bag played at any speed is tracked alike.
-                    let too_soon = front.last_queued_ns.is_some_and(|last| pair.stamp_ns - last < front.min_period_ns);
-                    if front.min_period_ns > 0 && too_soon {
-                        rate_skipped += 1;
-                    } else {
-                        front.last_queued_ns = Some(pair.stamp_ns);
-                        self.queue_pair(pair);
-                    }
-                }
+            // The cap is in stamp time, so a bag played at any speed is tracked alike.
+            let too_soon = front.last_queued_ns.is_some_and(|last| pair.stamp_ns - last < front.min_period_ns);
+            if !due.is_empty() {
+                front.last_queued_ns = Some(pair.stamp_ns);
+                self.queue_inits(pair, due);
+            } else if front.min_period_ns > 0 && too_soon {
+                rate_skipped += 1;
+            } else {
+                front.last_queued_ns = Some(pair.stamp_ns);
+                self.queue_pair(pair);
             }
         }
         drop(front);
@@ -495,7 +488,9 @@ impl NodeCore {
         }
     }
 
-    fn queue_init(&self, pair: Arc<SyncedPair>, init: InitBox) {
+    /// Queues `inits` on `pair` in one update, so that the inference thread applies them together
+    /// (and the pair's answer carries every one of them).
+    fn queue_inits(&self, pair: Arc<SyncedPair>, inits: Vec<InitBox>) {
         let mut skipped = 0;
         self.shared.work.update(|w| {
             let w = w.get_or_insert_with(Work::default);
@@ -504,8 +499,10 @@ impl NodeCore {
                 w.pair = None;
                 skipped += 1;
             }
-            w.inits.retain(|(_, queued)| !queued.replaced_by(&init));
-            w.inits.push((pair, init));
+            for init in inits {
+                w.inits.retain(|(_, queued)| !queued.replaced_by(&init));
+                w.inits.push((pair.clone(), init));
+            }
         });
         self.shared.stats().pairs_skipped_busy += skipped;
     }
@@ -550,7 +547,7 @@ impl NodeCore {
             front.pending_inits.retain(|(_, p)| !p.replaced_by(&init));
             drop(front);
             log::info!("init {target}on the buffered frame stamped {stamp_ns} ns: {bbox}");
-            self.queue_init(pair, init);
+            self.queue_inits(pair, vec![init]);
         } else {
             log::info!("init {target}for stamp {stamp_ns} ns (not buffered): applied to the next pair: {bbox}");
             front.add_pending(stamp_ns, init);
