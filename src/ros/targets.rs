@@ -222,25 +222,11 @@ impl TargetSet {
             Engine::Many(m) => m.reset(&TargetId::new(id)?),
         }
     }
-
-    /// The network, e.g. to build another set with other settings.
-    pub fn into_model(self) -> PATrack {
-        match self.engine {
-            Engine::One { tracker, .. } => tracker.into_model(),
-            Engine::Many(m) => m.into_model(),
-        }
-    }
 }
 
 impl From<Tracker> for TargetSet {
     fn from(tracker: Tracker) -> Self {
         Self { engine: Engine::One { tracker, track_id: 0 } }
-    }
-}
-
-impl From<MultiTracker> for TargetSet {
-    fn from(m: MultiTracker) -> Self {
-        Self { engine: Engine::Many(m) }
     }
 }
 
